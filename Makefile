@@ -1,0 +1,40 @@
+# Two commands for a new user: `make bench` and `make test`. Each builds .venv when it is missing.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+PROFILE ?= default
+PLUGIN ?=
+THREADS ?=
+
+RUN_ARGS := --profile $(PROFILE) $(if $(PLUGIN),--plugin $(PLUGIN)) $(if $(THREADS),--threads $(THREADS))
+
+.PHONY: bench bench-quick test lint format clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+bench: $(STAMP)
+	$(BIN)/gradbench run $(RUN_ARGS)
+	$(BIN)/gradbench train --profile $(PROFILE)
+	$(BIN)/gradbench report
+
+bench-quick:
+	$(MAKE) bench PROFILE=quick
+
+test: $(STAMP) lint
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .benchmarks

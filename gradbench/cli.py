@@ -1,0 +1,152 @@
+"""The ``gradbench`` command: list, check, run, train, report.
+
+Every problem a user can cause (a bad argument, an unknown method, a broken plugin file,
+a corrupt results file) ends in one line on stderr and exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import timeit
+
+import pandas as pd
+
+from gradbench import registry
+from gradbench.errors import GradbenchError
+from gradbench.methods.base import check_result, rho
+from gradbench.model import ACTIVATIONS, DTYPES, LOSSES
+from gradbench.problem import make_problem
+
+REFERENCE = "backprop"  # the exact method every other gradient is compared with
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2 (argparse prints usage too)
+        raise GradbenchError(message)
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def int_list(text: str) -> list[int]:
+    """'4,8,16' → [4, 8, 16], each a positive integer."""
+    return [positive_int(part) for part in text.split(",")]
+
+
+def name_list(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _add_network_args(p: argparse.ArgumentParser, *, grid: bool = False) -> None:
+    if grid:
+        p.add_argument("--N", type=int_list, help="widths, e.g. 4,8,16")
+        p.add_argument("--L", type=int_list, help="depths, e.g. 1,2,4")
+        p.add_argument("--B", type=positive_int, help="batch size")
+    else:
+        p.add_argument("--N", type=positive_int, default=8, help="width (default 8)")
+        p.add_argument("--L", type=positive_int, default=3, help="depth (default 3)")
+        p.add_argument("--B", type=positive_int, default=64, help="batch size (default 64)")
+        p.add_argument("--activation", choices=list(ACTIVATIONS), default="tanh")
+        p.add_argument("--loss", choices=list(LOSSES), default="cross_entropy")
+        p.add_argument("--dtype", choices=list(DTYPES), default="float64")
+        p.add_argument("--no-bias", dest="bias", action="store_false")
+        p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--methods", type=name_list, help="comma-separated method names")
+    p.add_argument("--plugin", action="append", default=[], help="a local plugin file (repeatable)")
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from gradbench.model import Network
+
+    example = Network(64, 4)
+    rows = [
+        {
+            "method": e.name,
+            "kind": e.method.kind if e.available else "-",
+            "cost (fwd passes, N=64 L=4)": f"{e.method.cost(example):.0f}" if e.available else "-",
+            "status": "available" if e.available else f"unavailable: {e.reason}",
+            "description": e.method.description if e.available else e.origin,
+        }
+        for e in registry.discover(args.plugin).values()
+    ]
+    print(pd.DataFrame(rows).to_string(index=False))
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    problem = make_problem(
+        args.N,
+        args.L,
+        args.B,
+        activation=args.activation,
+        loss=args.loss,
+        bias=args.bias,
+        dtype=args.dtype,
+        seed=args.seed,
+    )
+    entries = registry.discover(args.plugin)
+    reference = registry.select(entries, [REFERENCE])[0].method
+    theta = problem.theta0
+    _, g_ref = reference.prepare(problem)(theta)
+    print(
+        f"N={args.N} L={args.L} B={args.B} P={problem.P} {args.activation} {args.loss} "
+        f"{args.dtype} bias={args.bias}; reference loss {problem.loss(theta):.12g}"
+    )
+    rows = [_check_one(e, problem, theta, g_ref) for e in registry.select(entries, args.methods)]
+    print(pd.DataFrame(rows).to_string(index=False))
+    return 0
+
+
+def _check_one(entry: registry.Entry, problem, theta, g_ref) -> dict:
+    row = {"method": entry.name, "loss": "", "rho_max": "", "rho_mean": "", "time_s": ""}
+    if not entry.available:
+        return row | {"status": f"unavailable: {entry.reason}"}
+    method = entry.method
+    if reason := method.supports(problem):
+        return row | {"status": f"declined: {reason}"}
+    try:
+        grad_fn = method.prepare(problem)
+        loss, grad = check_result(grad_fn(theta), problem)
+        seconds = min(timeit.repeat(lambda: grad_fn(theta), number=1, repeat=3))
+    except Exception as exc:
+        return row | {"status": f"error: {registry._one_line(exc)}"}
+    err, note = rho(grad, g_ref), method.note(problem)
+    return row | {
+        "loss": f"{loss:.12g}",
+        "rho_max": f"{err.max():.1e}",
+        "rho_mean": f"{err.mean():.1e}",
+        "time_s": f"{seconds:.2e}",
+        "status": f"ok ({note})" if note else "ok",
+    }
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="gradbench", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    p = sub.add_parser("list", help="list every gradient method and whether it is available")
+    p.add_argument("--plugin", action="append", default=[], help="a local plugin file")
+    p.set_defaults(func=cmd_list)
+    p = sub.add_parser("check", help="every method's loss, error ρ against backprop and time")
+    _add_network_args(p)
+    p.set_defaults(func=cmd_check)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return args.func(args)
+    except (GradbenchError, ValueError) as exc:
+        print(f"gradbench: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("gradbench: interrupted; results written so far are kept", file=sys.stderr)
+        return 130

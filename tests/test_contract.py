@@ -1,0 +1,27 @@
+"""One generic contract test that every registered method passes, plugins included: a new
+method is tested by being registered."""
+
+import numpy as np
+import pytest
+
+from gradbench import registry
+from gradbench.methods.base import KINDS, check_result
+from gradbench.problem import make_problem
+
+ENTRIES = [e for e in registry.discover().values() if e.available]
+
+
+@pytest.mark.parametrize("entry", ENTRIES, ids=lambda e: e.name)
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_method_meets_the_contract(entry, dtype):
+    method = entry.method
+    assert method.kind in KINDS and method.description
+    p = make_problem(4, 2, 8, dtype=dtype, seed=11)
+    if method.supports(p) is not None:
+        pytest.skip(method.supports(p))
+    assert method.cost(p.net) > 0
+    theta = p.theta0 + 0.01
+    loss, grad = check_result(method.prepare(p)(theta), p)  # shape, finite values
+    assert grad.dtype == theta.dtype
+    assert loss == pytest.approx(p.loss(theta), rel=1e-5 if dtype == "float32" else 1e-12)
+    assert np.any(grad != 0)
