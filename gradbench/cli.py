@@ -128,6 +128,62 @@ def _check_one(entry: registry.Entry, problem, theta, g_ref) -> dict:
     }
 
 
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
+    return value
+
+
+def _settings(args: argparse.Namespace):
+    """The profile from the config file, with the command line's overrides on top."""
+    from dataclasses import replace
+
+    from gradbench import config
+
+    settings = config.load(args.profile, args.config)
+    overrides = {k: getattr(args, k) for k in ("N", "L", "B") if getattr(args, k) is not None}
+    overrides = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}
+    if args.methods:
+        overrides["methods"] = tuple(args.methods)
+    if args.budget is not None:
+        overrides["budget_s"] = args.budget
+        overrides["hard_limit_s"] = args.hard_limit or 10 * args.budget
+    elif args.hard_limit is not None:
+        overrides["hard_limit_s"] = args.hard_limit
+    return config._check(replace(settings, **overrides), "command line")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from gradbench import harness
+    from gradbench.sweep import Sweep
+
+    settings = _settings(args)
+    entries = registry.discover(args.plugin)
+    names = list(settings.methods) if settings.methods else None
+    if names and REFERENCE not in names:
+        names.insert(0, REFERENCE)  # every cell's error ρ is measured against backprop
+    sweep = Sweep(settings, registry.select(entries, names), Path(args.out), fresh=args.fresh)
+    status = harness.run(sweep, args.threads)
+    if status not in (0, 5):
+        raise GradbenchError(
+            f"the sweep stopped early (pytest exit {status}); finished cells are in {sweep.csv}"
+        )
+    print(f"wrote {sweep.csv} and {sweep.out / 'raw'}/{sweep.run_id}.json")
+    return 0
+
+
+def _add_run_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--profile", default="default", help="profile in the config file")
+    p.add_argument("--config", help="a TOML file of profiles (default: the packaged grids.toml)")
+    p.add_argument("--out", default="results", help="results folder (default results/)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="gradbench", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -137,6 +193,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check", help="every method's loss, error ρ against backprop and time")
     _add_network_args(p)
     p.set_defaults(func=cmd_check)
+    p = sub.add_parser("run", help="time every method across the grid (pytest-benchmark)")
+    _add_run_args(p)
+    _add_network_args(p, grid=True)
+    p.add_argument(
+        "--budget", type=positive_float, help="seconds per gradient before a cell is skipped"
+    )
+    p.add_argument(
+        "--hard-limit",
+        type=positive_float,
+        help="seconds before a call is stopped (default 10× budget)",
+    )
+    p.add_argument("--threads", type=positive_int, help="BLAS threads (default: all cores)")
+    p.add_argument("--fresh", action="store_true", help="discard results on file and measure again")
+    p.set_defaults(func=cmd_run)
     return parser
 
 

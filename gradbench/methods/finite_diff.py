@@ -95,3 +95,21 @@ class NaiveForwardDifference(Method):
             return f0, grad
 
         return grad_fn
+
+
+class ScipyApproxFprime(Method):
+    name = "scipy-fprime"
+    kind = "approximate"
+    description = "scipy.optimize.approx_fprime on the black-box loss: the practitioner's FD."
+
+    def cost(self, net: Network) -> float:
+        return net.P + 2.0
+
+    def prepare(self, problem: Problem) -> GradFn:
+        from scipy.optimize import approx_fprime
+
+        def grad_fn(theta: Array) -> tuple[float, Array]:
+            # scipy evaluates L(θ) itself and does not return it: one extra call, P+2 in all
+            return problem.loss(theta), approx_fprime(theta, problem.loss).astype(theta.dtype)
+
+        return grad_fn

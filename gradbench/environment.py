@@ -1,0 +1,61 @@
+"""What machine and software a run measured on: recorded with every result, because
+timings from different machines or thread counts are not comparable."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import scipy
+from threadpoolctl import threadpool_info
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def blas() -> dict:
+    """The BLAS numpy uses and its current thread count (threadpoolctl)."""
+    pools = [p for p in threadpool_info() if p.get("user_api") == "blas"]
+    if not pools:
+        return {"blas": "unknown", "blas_threads": 0}
+    pool = pools[0]
+    name = f"{pool.get('internal_api', '?')} {pool.get('version') or ''}".strip()
+    return {"blas": name, "blas_threads": int(pool.get("num_threads", 0))}
+
+
+def git_commit(where: Path | None = None) -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=where or Path(__file__).parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def describe() -> dict:
+    """Everything worth recording about this machine and software, right now."""
+    return {
+        "machine": cpu_model(),
+        "cores": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "scipy": scipy.__version__,
+        **blas(),
+        "git_commit": git_commit(),
+    }

@@ -1,0 +1,84 @@
+"""Runs a sweep through pytest-benchmark: the benchmarks/ suite is parametrized with the
+sweep's cells by a small pytest plugin, so that pytest-benchmark does the timing and
+writes its own JSON, while :mod:`gradbench.sweep` decides and records around it."""
+
+from __future__ import annotations
+
+import json
+import os
+from contextlib import nullcontext
+from pathlib import Path
+
+import pytest
+from threadpoolctl import threadpool_limits
+
+from gradbench import environment
+from gradbench.errors import GradbenchError
+from gradbench.sweep import Sweep, write_line
+
+SUITE = Path(__file__).resolve().parent.parent / "benchmarks" / "test_gradients.py"
+
+
+class SweepPlugin:
+    """Hands the sweep's cells and the Sweep itself to the benchmark suite."""
+
+    name = "gradbench-sweep"
+
+    def __init__(self, sweep: Sweep) -> None:
+        self.sweep = sweep
+        self.__name__ = self.name  # the name pytest registers the plugin under
+
+    def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
+        if "cell" in metafunc.fixturenames:
+            metafunc.parametrize("cell", self.sweep.cells, ids=str)
+
+    @pytest.fixture(scope="session")
+    def gradbench_sweep(self) -> Sweep:
+        return self.sweep
+
+    def pytest_configure(self, config: pytest.Config) -> None:
+        capture = config.pluginmanager.get_plugin("capturemanager")
+
+        def echo(line: str) -> None:  # past pytest's output capture, straight to the user
+            with capture.global_and_fixture_disabled() if capture else nullcontext():
+                write_line(line)
+
+        self.sweep.echo = echo
+
+    def pytest_report_teststatus(self, report, config):
+        # each cell prints its own progress line instead of pytest's dot
+        if report.when == "call" and "test_gradient[" in report.nodeid:
+            return report.outcome, "", ""
+        return None
+
+
+def run(sweep: Sweep, threads: int | None = None) -> int:
+    """Run every cell of ``sweep``; returns pytest's exit status."""
+    if not SUITE.is_file():
+        raise GradbenchError(f"benchmark suite not found at {SUITE} (install gradbench editable)")
+    raw = sweep.out / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    threads = threads or os.cpu_count() or 1
+    with threadpool_limits(limits=threads, user_api="blas"):
+        sweep.env.update(environment.blas(), threads_requested=threads)
+        _write_json(sweep.out / "environment.json", sweep.environment_record())
+        write_line(
+            f"gradbench: {len(sweep.cells)} cells, budget {sweep.settings.budget_s:g} s per "
+            f"gradient, BLAS threads {sweep.env['blas_threads']}; results in {sweep.out}/"
+        )
+        return pytest.main(
+            [
+                str(SUITE), "-q", "--no-header", "-p", "no:cacheprovider", "-W", "ignore",
+                f"--rootdir={SUITE.parent}",
+                f"--benchmark-json={raw / f'{sweep.run_id}.json'}", "--benchmark-save-data",
+                f"--benchmark-max-time={sweep.settings.max_time_s}",
+                "--benchmark-columns=median,iqr,rounds", "--benchmark-sort=name",
+            ],
+            plugins=[SweepPlugin(sweep)],
+        )  # fmt: skip
+
+
+def _write_json(path: Path, data: dict) -> None:
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str))
+    os.replace(tmp, path)

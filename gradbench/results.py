@@ -1,0 +1,78 @@
+"""Tidy result tables on disk: read, validate, write atomically.
+
+Files are only ever replaced whole (write to a temporary file, then rename), so an
+interrupted run leaves either the old file or the new one, never half of one. A file
+that does not parse or lacks the schema's columns is refused with one line: it is never
+silently overwritten.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+from gradbench.errors import GradbenchError
+
+STATUSES = ("ok", "skipped", "error", "timeout")
+
+# results/gradients.csv, one row per cell. Column names are a public interface.
+GRADIENT_COLUMNS = [
+    "method", "kind", "N", "L", "B", "P", "dtype", "activation", "loss", "bias", "seed",
+    "status", "reason", "note",
+    "time_median_s", "time_min_s", "time_iqr_s", "rounds", "projected_s",
+    "forward_time_s", "ratio_to_forward", "ratio_to_backprop", "loss_evals",
+    "peak_mem_bytes", "grad_error", "grad_error_mean", "cosine",
+    "budget_s", "run_id", "timestamp", "machine", "numpy", "blas_threads",
+]  # fmt: skip
+
+# results/training.csv, one row per recorded point of a trajectory.
+TRAINING_COLUMNS = [
+    "run_id", "optimizer", "gradient_method", "N", "L", "P", "seed",
+    "evals", "wall_s", "loss", "accuracy", "status", "reason",
+]  # fmt: skip
+
+
+def write_atomic(frame: pd.DataFrame, path: Path) -> None:
+    """Write a CSV so that readers only ever see a complete file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", newline="") as f:
+            frame.to_csv(f, index=False)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_table(path: Path, columns: list[str], *, missing_ok: bool = False) -> pd.DataFrame:
+    """Read a results CSV, refusing (one line) a file that is corrupt or not ours."""
+    path = Path(path)
+    if not path.exists():
+        if missing_ok:
+            return pd.DataFrame(columns=columns)
+        raise GradbenchError(f"results file not found: {path} (run `gradbench run` first)")
+    try:
+        frame = pd.read_csv(path, keep_default_na=True)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise GradbenchError(
+            f"{path} is corrupt ({_first_line(exc)}); move it away or use --fresh"
+        ) from None
+    lacking = [c for c in columns if c not in frame.columns]
+    if lacking:
+        raise GradbenchError(
+            f"{path} is corrupt or not a gradbench table: no column {lacking[0]!r}"
+        )
+    if "status" in columns and not frame["status"].isin(STATUSES).all():
+        bad = frame.loc[~frame["status"].isin(STATUSES), "status"].iloc[0]
+        raise GradbenchError(f"{path} is corrupt or truncated: status {bad!r} in a row")
+    return frame
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

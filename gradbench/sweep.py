@@ -1,0 +1,405 @@
+"""The sweep: which cells to run, in what order, and what each one records.
+
+A cell is one method at one (N, L). Timing is pytest-benchmark's job; this module decides
+around it:
+
+* **order** — cells run by growing P, and at each (N, L) the shared reference forward pass
+  runs first, so every later cell has a forward time to project from;
+* **projection** — before a cell runs, its time is projected as
+  ``forward time × cost model × calibration``, the calibration being the method's
+  measured time ÷ (forward time × cost) at its largest cell so far; a cell projected over
+  the budget, or larger than a cell of the same method that was, is recorded as
+  ``skipped`` with ``projected_s`` and not run;
+* **limits** — every call runs under a hard time limit (an alarm the harness owns); past
+  it the cell is ``timeout``, and the sweep goes on;
+* **validation** — one untimed call first, under tracemalloc, gives the peak memory, the
+  gradient's error against backprop, and any contract breach (``error``);
+* **nothing lost** — each finished cell is written to the CSV at once, atomically; a cell
+  already measured with the same configuration is not measured again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import signal
+import sys
+import time
+import tracemalloc
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from gradbench import environment
+from gradbench.config import Settings
+from gradbench.methods.base import check_result, rho
+from gradbench.problem import Problem, make_problem
+from gradbench.registry import Entry, _one_line
+from gradbench.results import GRADIENT_COLUMNS, read_table, write_atomic
+
+FORWARD = "forward"  # the shared reference forward pass, one row per (N, L)
+REFERENCE = "backprop"  # the exact gradient every other one is compared with
+FAST_S = 0.02  # cells faster than this get pytest-benchmark's auto-calibrated rounds
+MIN_ROUNDS = 3
+DONE = ("ok", "skipped", "timeout")  # statuses that resume does not redo
+
+# What makes two cells "the same measurement": resume skips a cell whose key is on file.
+KEY = ["method", "N", "L", "B", "dtype", "activation", "loss", "bias", "seed", "budget_s"]
+
+
+class CellTimeout(BaseException):
+    """Raised by the harness's alarm. A BaseException, so a method's ``except Exception``
+    cannot swallow it."""
+
+
+@contextlib.contextmanager
+def deadline(seconds: float) -> Iterator[None]:
+    """Raise CellTimeout in the main thread after ``seconds`` (no limit where the
+    platform has no SIGALRM)."""
+    if not hasattr(signal, "setitimer"):
+        yield
+        return
+
+    def expire(signum, frame):
+        raise CellTimeout(f"stopped after {seconds:g} s (hard limit)")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+@dataclass(frozen=True)
+class Cell:
+    method: str
+    N: int
+    L: int
+
+    def __str__(self) -> str:
+        return f"{self.method}-N{self.N}-L{self.L}"
+
+
+class Sweep:
+    """One run over a grid: owns the cells, the table on disk and the projections."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        entries: list[Entry],
+        out: Path,
+        *,
+        fresh: bool = False,
+    ) -> None:
+        self.settings = settings
+        self.entries = {e.name: e for e in entries}
+        self.out = Path(out)
+        self.csv = self.out / "gradients.csv"
+        self.run_id = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+        self.env = environment.describe()
+        on_disk = (
+            []
+            if fresh
+            else read_table(self.csv, GRADIENT_COLUMNS, missing_ok=True).to_dict("records")
+        )
+        # every row on file, by its KEY values: rows of other configurations are kept as they are
+        self.rows: dict[tuple, dict] = {tuple(r[k] for k in KEY): r for r in on_disk}
+        sizes = sorted(
+            ((N, L) for N in settings.N for L in settings.L),
+            key=lambda s: (settings.network(*s).P, s),
+        )
+        self.cells = [Cell(m, N, L) for N, L in sizes for m in [FORWARD, *self.entries]]
+        self.started = time.perf_counter()
+        self.finished = 0
+        self.echo = write_line  # the harness points this past pytest's capture
+        self._problem: Problem | None = None
+        self._reference: np.ndarray | None = None
+
+    # -- the table ---------------------------------------------------------------------
+
+    def _key(self, cell: Cell) -> dict:
+        s = self.settings
+        config = {"B": s.B, "dtype": s.dtype, "activation": s.activation, "loss": s.loss,
+                  "bias": s.bias, "seed": s.seed, "budget_s": s.budget_s}  # fmt: skip
+        return {"method": cell.method, "N": cell.N, "L": cell.L, **config}
+
+    def _of_method(self, method: str) -> list[dict]:
+        """This method's rows at this sweep's configuration, any size."""
+        return [
+            row for (m, N, L, *_), row in self.rows.items()
+            if m == method and self.rows.get(self._id(Cell(m, N, L))) is row
+        ]  # fmt: skip
+
+    def _id(self, cell: Cell) -> tuple:
+        return tuple(self._key(cell).values())
+
+    def on_file(self, cell: Cell) -> dict | None:
+        """The finished row for this cell and configuration, if one is on file."""
+        row = self.rows.get(self._id(cell))
+        return row if row is not None and row["status"] in DONE else None
+
+    def record(self, cell: Cell, **fields) -> dict:
+        """Add (or replace) this cell's row and rewrite the CSV atomically."""
+        key = self._key(cell)
+        P = self.settings.network(cell.N, cell.L).P
+        kind = "reference" if cell.method == FORWARD else self._kind(cell.method)
+        row = {
+            **key, "kind": kind, "P": P, "loss_evals": self._cost(cell), "reason": "",
+            "note": "", "run_id": self.run_id, "timestamp": datetime.now(UTC).isoformat(),
+            "machine": self.env["machine"], "numpy": self.env["numpy"],
+            "blas_threads": self.env["blas_threads"], **fields,
+        }  # fmt: skip
+        self.rows[self._id(cell)] = row
+        write_atomic(tidy(pd.DataFrame(self.rows.values())), self.csv)
+        self.finished += 1
+        return row
+
+    def _kind(self, name: str) -> str:
+        entry = self.entries.get(name)
+        return entry.method.kind if entry and entry.available else ""
+
+    def _cost(self, cell: Cell) -> float:
+        if cell.method == FORWARD:
+            return 1.0
+        entry = self.entries[cell.method]
+        return (
+            entry.method.cost(self.settings.network(cell.N, cell.L))
+            if entry.available
+            else math.nan
+        )
+
+    # -- projection ----------------------------------------------------------------------
+
+    def forward_time(self, N: int, L: int) -> float:
+        row = self.on_file(Cell(FORWARD, N, L))
+        return float(row["time_median_s"]) if row and row["status"] == "ok" else math.nan
+
+    def project(self, cell: Cell) -> tuple[float, str]:
+        """Projected seconds per gradient, and a reason to skip (empty to run)."""
+        base = self.forward_time(cell.N, cell.L) * self._cost(cell)
+        P = self.settings.network(cell.N, cell.L).P
+        mine = self._of_method(cell.method)
+        measured = [r for r in mine if r["status"] in ("ok", "timeout") and r["P"] <= P]
+        factor = 1.0
+        if measured:
+            last = max(measured, key=lambda r: r["P"])
+            seconds = last["time_median_s"] if last["status"] == "ok" else last["projected_s"]
+            factor = seconds / (self.forward_time(last["N"], last["L"]) * last["loss_evals"])
+        projected = base * factor
+        budget = self.settings.budget_s
+        if projected > budget:
+            return projected, f"projected {projected:.3g} s > budget {budget:g} s"
+        for r in mine:
+            smaller = r["N"] <= cell.N and r["L"] <= cell.L
+            if smaller and r["status"] in ("skipped", "timeout") and r.get("projected_s", 0) > budget:
+                return max(projected, r["projected_s"]), (
+                    f"{r['status']} at smaller N={r['N']}, L={r['L']}: larger cells are slower"
+                )
+        return projected, ""
+
+    # -- one cell ------------------------------------------------------------------------
+
+    def problem(self, N: int, L: int) -> Problem:
+        s = self.settings
+        if self._problem is None or (self._problem.net.N, self._problem.net.L) != (N, L):
+            self._problem = make_problem(
+                N, L, s.B, activation=s.activation, loss=s.loss, bias=s.bias,
+                dtype=s.dtype, seed=s.seed,
+            )  # fmt: skip
+            ref = self.entries.get(REFERENCE)
+            self._reference = (
+                ref.method.prepare(self._problem)(self._problem.theta0)[1]
+                if ref and ref.available
+                else None
+            )
+        return self._problem
+
+    def measure(self, benchmark, cell: Cell) -> dict:
+        """Run (or skip, or resume) one cell, record it and report progress.
+        ``benchmark`` is pytest-benchmark's fixture."""
+        row = self._measure(benchmark, cell)
+        self.echo(self.progress(cell, row))
+        return row
+
+    def _measure(self, benchmark, cell: Cell) -> dict:
+        if (row := self.on_file(cell)) is not None:
+            self.finished += 1
+            return {**row, "resumed": True}
+        problem = self.problem(cell.N, cell.L)
+        if cell.method == FORWARD:
+            return self._time(benchmark, cell, lambda: problem.loss(problem.theta0), 0.0, {})
+        entry = self.entries[cell.method]
+        if not entry.available:
+            return self.record(cell, status="skipped", reason=f"unavailable: {entry.reason}")
+        if reason := entry.method.supports(problem):
+            return self.record(cell, status="skipped", reason=f"declined: {reason}")
+        projected, reason = self.project(cell)
+        if reason:
+            return self.record(cell, status="skipped", reason=reason, projected_s=projected)
+        note = entry.method.note(problem)
+        limit = self.settings.hard_limit_s
+        try:
+            with deadline(limit):
+                grad_fn = entry.method.prepare(problem)
+            theta = problem.theta0
+            with deadline(limit), _peak_memory() as peak:
+                t0 = time.perf_counter()
+                loss, grad = check_result(grad_fn(theta), problem)
+                first = time.perf_counter() - t0
+        except CellTimeout as exc:
+            return self.record(
+                cell,
+                status="timeout",
+                reason=str(exc),
+                projected_s=max(projected, limit),
+                note=note,
+            )
+        except Exception as exc:
+            return self.record(
+                cell, status="error", reason=_one_line(exc), projected_s=projected, note=note
+            )
+        extra = {
+            "projected_s": projected,
+            "peak_mem_bytes": peak[0],
+            "note": note,
+            **self._errors(grad),
+        }
+        return self._time(benchmark, cell, lambda: grad_fn(theta), max(first, projected), extra)
+
+    def _errors(self, grad: np.ndarray) -> dict:
+        if self._reference is None:
+            return {}
+        err, ref = rho(grad, self._reference), self._reference
+        norms = np.linalg.norm(grad) * np.linalg.norm(ref)
+        cosine = float(grad @ ref / norms) if norms > 0 else math.nan
+        return {
+            "grad_error": float(err.max()),
+            "grad_error_mean": float(err.mean()),
+            "cosine": cosine,
+        }
+
+    def _time(self, benchmark, cell: Cell, call, expected: float, extra: dict) -> dict:
+        """Time ``call`` with pytest-benchmark: auto-calibrated when fast, a few pedantic
+        rounds when slow; under the hard limit either way."""
+        s = self.settings
+        rounds = max(MIN_ROUNDS, int(s.cell_time_s / expected)) if expected >= FAST_S else 0
+        try:
+            with deadline(s.hard_limit_s * max(rounds, 1) + s.max_time_s * 10):
+                if rounds:
+                    benchmark.pedantic(call, rounds=rounds, iterations=1, warmup_rounds=0)
+                else:
+                    benchmark(call)
+        except CellTimeout as exc:
+            benchmark.has_error = True
+            return self.record(cell, status="timeout", reason=str(exc), **extra)
+        except Exception as exc:
+            return self.record(cell, status="error", reason=_one_line(exc), **extra)
+        stats = benchmark.stats.stats
+        row = self.record(
+            cell, status="ok", time_median_s=stats.median, time_min_s=stats.min,
+            time_iqr_s=stats.iqr, rounds=stats.rounds, **extra,
+        )  # fmt: skip
+        benchmark.extra_info.update({k: _plain(v) for k, v in row.items()})
+        return row
+
+    # -- progress ------------------------------------------------------------------------
+
+    def progress(self, cell: Cell, row: dict) -> str:
+        """One line: which cell, what happened, how many are left and the time left."""
+        done, total = self.finished, len(self.cells)
+        elapsed = time.perf_counter() - self.started
+        left = self._seconds_left()
+        if row.get("status") == "ok":
+            what = f"{row['time_median_s']:.3g} s"
+        else:
+            what = f"{row.get('status')}: {row.get('reason', '')}"
+        if row.get("resumed"):
+            what = f"on file ({what})"
+        return (
+            f"[{done}/{total}] {cell.method:<16} N={cell.N:<4} L={cell.L:<2} {what} "
+            f"| {_clock(elapsed)} elapsed, ~{_clock(left)} left"
+        )
+
+    def _seconds_left(self) -> float:
+        """Projected cost of the cells still to run: a cell projected over budget costs
+        nothing, a slow one its rounds plus two calls, a fast one pytest-benchmark's time."""
+        s, total = self.settings, 0.0
+        for cell in self.cells[self.finished :]:
+            if self.on_file(cell):
+                continue
+            if cell.method == FORWARD:
+                total += s.max_time_s + 0.05
+                continue
+            seconds, reason = self.project(cell)
+            if reason or math.isnan(seconds):
+                total += 0.0 if reason else s.max_time_s
+            elif seconds < FAST_S:
+                total += s.max_time_s + 0.05
+            else:
+                total += seconds * (max(MIN_ROUNDS, int(s.cell_time_s / seconds)) + 2)
+        return total
+
+    def environment_record(self) -> dict:
+        return {"run_id": self.run_id, **self.env, "settings": _plain(asdict(self.settings))}
+
+
+@contextlib.contextmanager
+def _peak_memory() -> Iterator[list[int]]:
+    """Peak bytes allocated (tracemalloc, which numpy reports to) inside the block."""
+    result = [0]
+    already = tracemalloc.is_tracing()
+    if not already:
+        tracemalloc.start()
+    tracemalloc.reset_peak()
+    base = tracemalloc.get_traced_memory()[0]
+    try:
+        yield result
+    finally:
+        result[0] = max(0, tracemalloc.get_traced_memory()[1] - base)
+        if not already:
+            tracemalloc.stop()
+
+
+def tidy(frame: pd.DataFrame) -> pd.DataFrame:
+    """The schema's columns in order, with the derived ratios filled in: each cell's time
+    over the shared forward pass and over backprop at the same configuration."""
+    frame = frame.reindex(columns=GRADIENT_COLUMNS)
+    same = ["N", "L", "B", "dtype", "activation", "loss", "bias", "seed"]
+    for method, column in ((FORWARD, "forward_time_s"), (REFERENCE, None)):
+        ok = frame[(frame["method"] == method) & (frame["status"] == "ok")]
+        times = ok.drop_duplicates(same, keep="last").set_index(same)["time_median_s"]
+        joined = frame.join(times.rename("_t"), on=same)["_t"]
+        if column:
+            frame[column] = joined
+            frame["ratio_to_forward"] = frame["time_median_s"] / joined
+        else:
+            frame["ratio_to_backprop"] = frame["time_median_s"] / joined
+    return frame.sort_values(["P", "N", "method"], kind="stable").reset_index(drop=True)
+
+
+def _plain(value):
+    """JSON-friendly values for pytest-benchmark's extra_info."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+
+
+def write_line(text: str) -> None:
+    print(text, file=sys.__stderr__, flush=True)

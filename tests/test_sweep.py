@@ -1,0 +1,156 @@
+"""The harness end to end, through the real command line and pytest-benchmark."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from gradbench.results import GRADIENT_COLUMNS
+
+FAKES = str(Path(__file__).with_name("fake_methods.py"))
+
+
+def gradbench(*args, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "gradbench", *args], capture_output=True, text=True, **kwargs
+    )
+
+
+def sweep(out, *args):
+    result = gradbench("run", "--out", str(out), "--threads", "1", *args)
+    assert result.returncode == 0, result.stderr
+    return pd.read_csv(out / "gradients.csv"), result
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    out = tmp_path_factory.mktemp("tiny")
+    methods = (
+        "backprop,fd-central,forward-mode,fake-raises,fake-nan,fake-shape,fake-sleeps,fake-huge"
+    )
+    args = ["--N", "2,3", "--L", "1,2", "--methods", methods, "--plugin", FAKES]
+    return out, *sweep(out, *args, "--budget", "0.2", "--hard-limit", "0.3")
+
+
+def test_tiny_grid_writes_the_schema_with_sane_values(tiny):
+    out, table, _ = tiny
+    assert list(table.columns) == GRADIENT_COLUMNS
+    ok = table[table.status == "ok"]
+    assert set(ok.method) == {"forward", "backprop", "fd-central", "forward-mode"}
+    assert len(ok) == 4 * 4  # every (N, L) for each
+    assert (ok.time_median_s > 0).all() and (ok.time_min_s <= ok.time_median_s).all()
+    assert (ok.P == ok.L * (ok.N**2 + ok.N)).all()
+    assert (ok[ok.method == "backprop"].ratio_to_backprop == 1).all()
+    assert (ok[ok.method == "forward"].ratio_to_forward == 1).all()
+    exact = ok[ok.method.isin(["fd-central", "forward-mode"])]
+    assert (exact.grad_error < 1e-6).all() and (exact.peak_mem_bytes > 0).all()
+    assert (ok.blas_threads == 1).all()
+
+
+def test_raw_json_is_pytest_benchmarks_own_with_per_round_data(tiny):
+    out, table, _ = tiny
+    (raw,) = (out / "raw").glob("*.json")
+    data = json.loads(raw.read_text())
+    names = {b["extra_info"]["method"] for b in data["benchmarks"]}
+    assert names == {"forward", "backprop", "fd-central", "forward-mode"}
+    assert all(len(b["stats"]["data"]) == b["stats"]["rounds"] for b in data["benchmarks"])
+    env = json.loads((out / "environment.json").read_text())
+    assert env["blas_threads"] == 1 and env["numpy"] and env["machine"]
+
+
+def test_each_failure_gets_its_own_status_and_the_sweep_goes_on(tiny):
+    _, table, result = tiny
+    first = table[(table.N == 2) & (table.L == 1)].set_index("method")
+    assert first.loc["fake-raises", "status"] == "error"
+    assert "RuntimeError: boom" in first.loc["fake-raises", "reason"]
+    assert "non-finite" in first.loc["fake-nan", "reason"]
+    assert "shape (3,)" in first.loc["fake-shape", "reason"]
+    assert first.loc["fake-sleeps", "status"] == "timeout"
+    later = table[(table.method == "fake-sleeps") & (table.P > 6)]
+    assert (later.status == "skipped").all() and later.reason.str.contains(
+        "timeout at smaller"
+    ).all()
+    assert "Traceback" not in result.stderr
+
+
+def test_a_cell_projected_over_budget_is_skipped_not_run(tiny):
+    _, table, _ = tiny
+    huge = table[table.method == "fake-huge"]
+    assert (huge.status == "skipped").all()  # its prepare() raises if it is ever called
+    assert (huge.projected_s > 0.2).all() and huge.reason.str.startswith("projected").all()
+
+
+def test_rerun_measures_nothing_again(tiny, tmp_path):
+    out, table, _ = tiny
+    again, result = sweep(out, "--N", "2,3", "--L", "1,2", "--methods", "backprop,fd-central",
+                          "--plugin", FAKES, "--budget", "0.2", "--hard-limit", "0.3")  # fmt: skip
+    done = again[again.method.isin(["backprop", "fd-central", "forward"])]
+    assert set(done.run_id) == set(table.run_id)  # nothing re-measured
+    assert "on file" in result.stderr
+
+
+def test_interrupted_run_keeps_finished_cells_and_resumes(tmp_path):
+    args = ["--out", str(tmp_path), "--threads", "1", "--N", "2,3,4,5,6", "--L", "1",
+            "--methods", "fake-slow", "--plugin", FAKES, "--budget", "5"]  # fmt: skip
+    proc = subprocess.Popen([sys.executable, "-m", "gradbench", "run", *args],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    csv = tmp_path / "gradients.csv"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if csv.exists() and len(pd.read_csv(csv)) >= 5:
+            break
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = pd.read_csv(csv)  # parses: never half-written
+    assert 5 <= len(before) < 15
+    after, _ = sweep(tmp_path, *args[4:])
+    assert len(after) == 15 and not after.duplicated(["method", "N", "L"]).any()
+    kept = after.merge(before, on=["method", "N", "L", "status"], suffixes=("", "_before"))
+    kept = kept[kept.status == "ok"]
+    assert (kept.timestamp == kept.timestamp_before).all()  # finished cells not measured twice
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("method,kind,N\nbackprop,exact,2\n", "no column"),
+        (",".join(GRADIENT_COLUMNS) + "\nbackprop,exact,2,1,6", "truncated"),
+        ('"unterminated\n', "corrupt"),
+    ],
+)
+def test_corrupt_csv_is_refused_not_overwritten(tmp_path, content, message):
+    (tmp_path / "gradients.csv").write_text(content)
+    result = gradbench(
+        "run", "--out", str(tmp_path), "--N", "2", "--L", "1", "--methods", "backprop"
+    )
+    assert result.returncode == 2
+    assert message in result.stderr and result.stderr.count("\n") == 1
+    assert (tmp_path / "gradients.csv").read_text() == content
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--profile", "nope"], "unknown profile 'nope'"),
+        (["--config", "BAD"], "not valid TOML"),
+        (["--config", "UNKNOWN_KEY"], "unknown key 'Nn'"),
+        (["--config", "/no/such.toml"], "config file not found"),
+        (["--N", "0"], "expected a positive integer"),
+        (["--methods", "nope"], "unknown method 'nope'"),
+    ],
+)
+def test_bad_config_gives_one_line_and_exit_2(tmp_path, args, message):
+    (tmp_path / "bad.toml").write_text("[default\nN = 1")
+    (tmp_path / "unknown.toml").write_text("[default]\nNn = [1]\n")
+    paths = {"BAD": str(tmp_path / "bad.toml"), "UNKNOWN_KEY": str(tmp_path / "unknown.toml")}
+    args = [paths.get(a, a) for a in args]
+    result = gradbench("run", "--out", str(tmp_path), *args)
+    assert result.returncode == 2, result.stdout
+    assert message in result.stderr and result.stderr.count("\n") == 1
