@@ -197,7 +197,8 @@ class Sweep:
             return projected, f"projected {projected:.3g} s > budget {budget:g} s"
         for r in mine:
             smaller = r["N"] <= cell.N and r["L"] <= cell.L
-            if smaller and r["status"] in ("skipped", "timeout") and r.get("projected_s", 0) > budget:
+            too_slow = r["status"] in ("skipped", "timeout") and r.get("projected_s", 0) > budget
+            if smaller and too_slow:
                 return max(projected, r["projected_s"]), (
                     f"{r['status']} at smaller N={r['N']}, L={r['L']}: larger cells are slower"
                 )

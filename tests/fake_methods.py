@@ -1,7 +1,9 @@
 """Fake gradient methods that misbehave on purpose, for the harness tests."""
 
 import time
+
 import numpy as np
+
 from gradbench import Method
 
 
