@@ -178,6 +178,31 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from gradbench import training
+    from gradbench.results import write_atomic
+
+    settings = _settings(args)
+    if args.budget_train is not None:
+        from dataclasses import replace
+
+        settings = replace(settings, train=replace(settings.train, budget_s=args.budget_train))
+    for name in settings.train.optimizers:
+        training.parse(name)  # refuse an unknown optimizer before running anything
+    entries = registry.discover(args.plugin)
+    needed = [training.parse(n)[1] for n in settings.train.optimizers if "/" in n]
+    registry.select(entries, needed)
+    out = Path(args.out)
+    trajectories = training.run_all(settings, entries, out, fresh=args.fresh)
+    summary = training.summarize(trajectories)
+    write_atomic(summary, out / "training_summary.csv")
+    print(summary.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+    print(f"wrote {out / 'training.csv'} and {out / 'training_summary.csv'}")
+    return 0
+
+
 def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile", default="default", help="profile in the config file")
     p.add_argument("--config", help="a TOML file of profiles (default: the packaged grids.toml)")
@@ -207,10 +232,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=positive_int, help="BLAS threads (default: all cores)")
     p.add_argument("--fresh", action="store_true", help="discard results on file and measure again")
     p.set_defaults(func=cmd_run)
+    p = sub.add_parser("train", help="gradient-free against gradient-based training, equal budgets")
+    _add_run_args(p)
+    p.add_argument("--budget", dest="budget_train", type=positive_float, help="seconds per run")
+    p.add_argument("--plugin", action="append", default=[], help="a local plugin file")
+    p.add_argument("--fresh", action="store_true", help="discard runs on file")
+    p.set_defaults(
+        func=cmd_train, N=None, L=None, B=None, methods=None, budget=None, hard_limit=None
+    )
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    from gradbench.environment import keep_freed_memory
+
+    keep_freed_memory()  # before any measurement, for every method alike
     try:
         args = build_parser().parse_args(argv)
         return args.func(args)

@@ -3,6 +3,8 @@ timings from different machines or thread counts are not comparable."""
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
 import platform
 import subprocess
@@ -45,6 +47,27 @@ def git_commit(where: Path | None = None) -> str:
         return out.stdout.strip() or "unknown"
     except (OSError, subprocess.SubprocessError):
         return "unknown"
+
+
+def keep_freed_memory() -> bool:
+    """Ask glibc's malloc to keep freed blocks instead of returning them to the kernel.
+
+    By default glibc maps every block over 128 KiB fresh from the kernel and unmaps it
+    on free, so a loop that allocates the same large temporaries again and again pays a
+    page fault per 4 KiB each time: measured here, batched finite differences at N = 64
+    ran 3× slower for it. This is process-wide and helps every method alike; it is
+    recorded with the results. Returns whether it was applied (glibc only).
+    """
+    name = ctypes.util.find_library("c")
+    if not name or platform.system() != "Linux":
+        return False
+    try:
+        libc = ctypes.CDLL(name)
+        M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+        ok = libc.mallopt(M_MMAP_THRESHOLD, 2**30) and libc.mallopt(M_TRIM_THRESHOLD, 2**31 - 1)
+    except (OSError, AttributeError):
+        return False
+    return bool(ok)
 
 
 def describe() -> dict:

@@ -31,7 +31,7 @@ GRADIENT_COLUMNS = [
 # results/training.csv, one row per recorded point of a trajectory.
 TRAINING_COLUMNS = [
     "run_id", "optimizer", "gradient_method", "N", "L", "P", "seed",
-    "evals", "wall_s", "loss", "accuracy", "status", "reason",
+    "evals", "wall_s", "loss", "accuracy", "status", "reason", "budget_s",
 ]  # fmt: skip
 
 

@@ -102,7 +102,7 @@ class Sweep:
         self.out = Path(out)
         self.csv = self.out / "gradients.csv"
         self.run_id = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-        self.env = environment.describe()
+        self.env = environment.describe() | {"malloc_keeps_freed": environment.keep_freed_memory()}
         on_disk = (
             []
             if fresh

@@ -23,11 +23,14 @@ from gradbench.problem import Problem
 
 DEFAULT_MEM_CAP = 256 * 2**20  # bytes
 LIVE_ACTIVATIONS = 4  # (K, B, N) arrays alive at once in a chunk: z, f(z), and the loss's two
+# A chunk's working set is also kept near cache size: measured here (2 cores, N = 16…64),
+# 2–8 MiB chunks ran up to 2× faster than 256 MiB ones, which stream through memory.
+CACHE_BYTES = 4 * 2**20
 
 
 def chunk_size(net: Network, B: int, dtype: np.dtype, mem_cap: int, n_points: int = 0) -> int:
-    """How many perturbed points fit at once so that the whole call stays under ``mem_cap``
-    bytes (at least 1).
+    """How many perturbed points to evaluate at once: as many as fit in a cache-sized
+    working set, and never so many that the whole call exceeds ``mem_cap`` bytes (≥ 1).
 
     One point holds a copy of its layer (``N² + N`` numbers) and a few ``(B, N)``
     activation arrays. Set aside first: what lives for the whole call, about a dozen
@@ -37,7 +40,7 @@ def chunk_size(net: Network, B: int, dtype: np.dtype, mem_cap: int, n_points: in
     itemsize = np.dtype(dtype).itemsize
     per_point = itemsize * (net.layer_size + LIVE_ACTIVATIONS * B * net.N)
     fixed = itemsize * (12 * max(n_points, net.P) + (net.L + 2) * B * net.N)
-    return max(1, int((mem_cap - fixed) // per_point))
+    return max(1, int(min(mem_cap - fixed, CACHE_BYTES) // per_point))
 
 
 def perturbed_losses(
