@@ -261,7 +261,8 @@ def run_all(settings, entries: dict, out, *, fresh: bool = False, echo=print) ->
     for i, ((optimizer, method), N, L, seed) in enumerate(plan, 1):
         same = (done.optimizer == optimizer) & (done.gradient_method.fillna("") == method)
         same &= (done.N == N) & (done.L == L) & (done.seed == seed) & (done.budget_s == t.budget_s)
-        label = f"[{i}/{len(plan)}] {optimizer + ('/' + method if method else ''):<24} N={N:<3} L={L} seed={seed}"
+        name = f"{optimizer}/{method}" if method else optimizer
+        label = f"[{i}/{len(plan)}] {name:<24} N={N:<3} L={L} seed={seed}"
         if same.any():
             echo(f"{label} on file")
             continue
@@ -278,12 +279,12 @@ def run_all(settings, entries: dict, out, *, fresh: bool = False, echo=print) ->
             )
         rows = pd.DataFrame(points).assign(
             run_id=run_id, optimizer=optimizer, gradient_method=method, N=N, L=L,
-            P=settings.network(N, L).P, seed=seed, status=status, reason=reason, budget_s=t.budget_s,
+            P=settings.network(N, L).P, seed=seed, status=status, reason=reason,
+            budget_s=t.budget_s,
         )  # fmt: skip
         done = pd.concat([done, rows.reindex(columns=TRAINING_COLUMNS)], ignore_index=True)
         write_atomic(done, csv)
         last = points[-1]
-        echo(
-            f"{label} {status}: loss {last.get('loss', math.nan):.4g} after {last.get('evals', 0):.4g} evals {reason}"
-        )
+        loss, evals = last.get("loss", math.nan), last.get("evals", 0)
+        echo(f"{label} {status}: loss {loss:.4g} after {evals:.4g} evaluations {reason}")
     return done
