@@ -203,6 +203,16 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from gradbench import report
+
+    path = report.build(Path(args.out))
+    print(f"wrote {path}, {path.parent / 'fits.csv'} and the figures in {path.parent / 'plots'}/")
+    return 0
+
+
 def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile", default="default", help="profile in the config file")
     p.add_argument("--config", help="a TOML file of profiles (default: the packaged grids.toml)")
@@ -240,6 +250,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(
         func=cmd_train, N=None, L=None, B=None, methods=None, budget=None, hard_limit=None
     )
+    p = sub.add_parser("report", help="fits, figures and REPORT.md from the CSV files alone")
+    p.add_argument("--out", default="results", help="results folder (default results/)")
+    p.set_defaults(func=cmd_report)
     return parser
 
 

@@ -68,14 +68,22 @@ def run(sweep: Sweep, threads: int | None = None) -> int:
         )
         return pytest.main(
             [
-                str(SUITE), "-q", "--no-header", "-p", "no:cacheprovider", "-W", "ignore",
+                str(SUITE),
+                "-q",
+                "--no-header",
+                "-p",
+                "no:cacheprovider",
+                "-W",
+                "ignore",
                 f"--rootdir={SUITE.parent}",
-                f"--benchmark-json={raw / f'{sweep.run_id}.json'}", "--benchmark-save-data",
+                f"--benchmark-json={raw / f'{sweep.run_id}.json'}",
+                "--benchmark-save-data",
                 f"--benchmark-max-time={sweep.settings.max_time_s}",
-                "--benchmark-columns=median,iqr,rounds", "--benchmark-sort=name",
+                "--benchmark-columns=median,iqr,rounds",
+                "--benchmark-sort=name",
             ],
             plugins=[SweepPlugin(sweep)],
-        )  # fmt: skip
+        )
 
 
 def _write_json(path: Path, data: dict) -> None:

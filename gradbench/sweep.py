@@ -5,11 +5,12 @@ around it:
 
 * **order** — cells run by growing P, and at each (N, L) the shared reference forward pass
   runs first, so every later cell has a forward time to project from;
-* **projection** — before a cell runs, its time is projected as
-  ``forward time × cost model × calibration``, the calibration being the method's
-  measured time ÷ (forward time × cost) at its largest cell so far; a cell projected over
-  the budget, or larger than a cell of the same method that was, is recorded as
-  ``skipped`` with ``projected_s`` and not run;
+* **projection** — before a cell runs, its time is projected from the method's largest
+  cell so far, scaled by the larger of two growths: the measured forward time × cost
+  model, and the operation count P × cost (small sizes are overhead-bound, so the measured
+  forward time alone understates growth); a cell projected over the budget, or larger
+  than a cell of the same method that was, is recorded as ``skipped`` with
+  ``projected_s`` and not run;
 * **limits** — every call runs under a hard time limit (an alarm the harness owns); past
   it the cell is ``timeout``, and the sweep goes on;
 * **validation** — one untimed call first, under tracemalloc, gives the peak memory, the
@@ -125,16 +126,24 @@ class Sweep:
 
     def _key(self, cell: Cell) -> dict:
         s = self.settings
-        config = {"B": s.B, "dtype": s.dtype, "activation": s.activation, "loss": s.loss,
-                  "bias": s.bias, "seed": s.seed, "budget_s": s.budget_s}  # fmt: skip
+        config = {
+            "B": s.B,
+            "dtype": s.dtype,
+            "activation": s.activation,
+            "loss": s.loss,
+            "bias": s.bias,
+            "seed": s.seed,
+            "budget_s": s.budget_s,
+        }
         return {"method": cell.method, "N": cell.N, "L": cell.L, **config}
 
     def _of_method(self, method: str) -> list[dict]:
         """This method's rows at this sweep's configuration, any size."""
         return [
-            row for (m, N, L, *_), row in self.rows.items()
+            row
+            for (m, N, L, *_), row in self.rows.items()
             if m == method and self.rows.get(self._id(Cell(m, N, L))) is row
-        ]  # fmt: skip
+        ]
 
     def _id(self, cell: Cell) -> tuple:
         return tuple(self._key(cell).values())
@@ -150,11 +159,19 @@ class Sweep:
         P = self.settings.network(cell.N, cell.L).P
         kind = "reference" if cell.method == FORWARD else self._kind(cell.method)
         row = {
-            **key, "kind": kind, "P": P, "loss_evals": self._cost(cell), "reason": "",
-            "note": "", "run_id": self.run_id, "timestamp": datetime.now(UTC).isoformat(),
-            "machine": self.env["machine"], "numpy": self.env["numpy"],
-            "blas_threads": self.env["blas_threads"], **fields,
-        }  # fmt: skip
+            **key,
+            "kind": kind,
+            "P": P,
+            "loss_evals": self._cost(cell),
+            "reason": "",
+            "note": "",
+            "run_id": self.run_id,
+            "timestamp": datetime.now(UTC).isoformat(),
+            "machine": self.env["machine"],
+            "numpy": self.env["numpy"],
+            "blas_threads": self.env["blas_threads"],
+            **fields,
+        }
         self.rows[self._id(cell)] = row
         write_atomic(tidy(pd.DataFrame(self.rows.values())), self.csv)
         self.finished += 1
@@ -186,12 +203,17 @@ class Sweep:
         P = self.settings.network(cell.N, cell.L).P
         mine = self._of_method(cell.method)
         measured = [r for r in mine if r["status"] in ("ok", "timeout") and r["P"] <= P]
-        factor = 1.0
+        projected = base
         if measured:
             last = max(measured, key=lambda r: r["P"])
             seconds = last["time_median_s"] if last["status"] == "ok" else last["projected_s"]
-            factor = seconds / (self.forward_time(last["N"], last["L"]) * last["loss_evals"])
-        projected = base * factor
+            # two views, the larger wins: the forward pass's measured growth (which small,
+            # overhead-bound sizes understate) and the growth of the operation count P × cost
+            by_forward = (
+                base * seconds / (self.forward_time(last["N"], last["L"]) * last["loss_evals"])
+            )
+            by_operations = seconds * (P * self._cost(cell)) / (last["P"] * last["loss_evals"])
+            projected = max(by_forward, by_operations)
         budget = self.settings.budget_s
         if projected > budget:
             return projected, f"projected {projected:.3g} s > budget {budget:g} s"
@@ -210,9 +232,15 @@ class Sweep:
         s = self.settings
         if self._problem is None or (self._problem.net.N, self._problem.net.L) != (N, L):
             self._problem = make_problem(
-                N, L, s.B, activation=s.activation, loss=s.loss, bias=s.bias,
-                dtype=s.dtype, seed=s.seed,
-            )  # fmt: skip
+                N,
+                L,
+                s.B,
+                activation=s.activation,
+                loss=s.loss,
+                bias=s.bias,
+                dtype=s.dtype,
+                seed=s.seed,
+            )
             ref = self.entries.get(REFERENCE)
             self._reference = (
                 ref.method.prepare(self._problem)(self._problem.theta0)[1]
@@ -303,9 +331,14 @@ class Sweep:
             return self.record(cell, status="error", reason=_one_line(exc), **extra)
         stats = benchmark.stats.stats
         row = self.record(
-            cell, status="ok", time_median_s=stats.median, time_min_s=stats.min,
-            time_iqr_s=stats.iqr, rounds=stats.rounds, **extra,
-        )  # fmt: skip
+            cell,
+            status="ok",
+            time_median_s=stats.median,
+            time_min_s=stats.min,
+            time_iqr_s=stats.iqr,
+            rounds=stats.rounds,
+            **extra,
+        )
         benchmark.extra_info.update({k: _plain(v) for k, v in row.items()})
         return row
 

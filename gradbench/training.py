@@ -129,9 +129,12 @@ def gradient_descent(
 
 def lbfgs(tracker: Tracker, value_and_grad) -> None:
     optimize.minimize(
-        value_and_grad, tracker.problem.theta0, jac=True, method="L-BFGS-B",
+        value_and_grad,
+        tracker.problem.theta0,
+        jac=True,
+        method="L-BFGS-B",
         options={"maxiter": UNLIMITED, "maxfun": UNLIMITED, "ftol": 0.0, "gtol": 0.0},
-    )  # fmt: skip
+    )
 
 
 def _minimize(method: str, **options) -> Callable[[Tracker], None]:
@@ -150,27 +153,40 @@ def differential_evolution(tracker: Tracker) -> None:
     about 1500 members so that large P fits in memory."""
     P = tracker.problem.P
     optimize.differential_evolution(
-        lambda X: tracker.losses(X.T), _box(tracker), x0=tracker.problem.theta0,
-        popsize=max(1, min(15, 1500 // P)), maxiter=UNLIMITED, tol=0.0, polish=False,
-        vectorized=True, updating="deferred", rng=tracker.problem.seed,
-    )  # fmt: skip
+        lambda X: tracker.losses(X.T),
+        _box(tracker),
+        x0=tracker.problem.theta0,
+        popsize=max(1, min(15, 1500 // P)),
+        maxiter=UNLIMITED,
+        tol=0.0,
+        polish=False,
+        vectorized=True,
+        updating="deferred",
+        rng=tracker.problem.seed,
+    )
 
 
 def dual_annealing(tracker: Tracker) -> None:
     optimize.dual_annealing(
-        tracker.loss, _box(tracker), x0=tracker.problem.theta0, maxiter=UNLIMITED,
-        maxfun=UNLIMITED, no_local_search=True, rng=tracker.problem.seed,
-    )  # fmt: skip
+        tracker.loss,
+        _box(tracker),
+        x0=tracker.problem.theta0,
+        maxiter=UNLIMITED,
+        maxfun=UNLIMITED,
+        no_local_search=True,
+        rng=tracker.problem.seed,
+    )
 
 
 GRADIENT_FREE: dict[str, Callable[[Tracker], None]] = {
-    "nelder-mead": _minimize("Nelder-Mead", adaptive=True, maxiter=UNLIMITED, maxfev=UNLIMITED,
-                             xatol=0.0, fatol=0.0),
+    "nelder-mead": _minimize(
+        "Nelder-Mead", adaptive=True, maxiter=UNLIMITED, maxfev=UNLIMITED, xatol=0.0, fatol=0.0
+    ),
     "powell": _minimize("Powell", maxiter=UNLIMITED, maxfev=UNLIMITED, xtol=1e-12, ftol=0.0),
     "cobyla": _minimize("COBYLA", maxiter=UNLIMITED, rhobeg=0.5, tol=1e-12),
     "differential-evolution": differential_evolution,
     "dual-annealing": dual_annealing,
-}  # fmt: skip
+}
 WITH_GRADIENT = {"gd": gradient_descent, "lbfgs": lbfgs}
 
 
@@ -212,6 +228,9 @@ def summarize(trajectories: pd.DataFrame, slack: float = 0.05) -> pd.DataFrame:
     when each reached the loss that gradient descent with backprop reached in its budget
     (within ``slack``, relative)."""
     keys = ["optimizer", "gradient_method", "N", "L", "P", "seed"]
+    # gradient-free runs have no gradient method: "" (read back from CSV as NaN, which
+    # groupby would silently drop)
+    trajectories = trajectories.assign(gradient_method=trajectories.gradient_method.fillna(""))
     final = trajectories.sort_values("wall_s").groupby(keys, as_index=False).last()
     gd = final[(final.optimizer == "gd") & (final.gradient_method == "backprop")]
     target = gd.set_index(["N", "L", "seed"])["loss"].rename("target_loss")
@@ -271,17 +290,30 @@ def run_all(settings, entries: dict, out, *, fresh: bool = False, echo=print) ->
             points, status, reason = [{}], "error", f"unavailable: {entry.reason}"
         else:
             problem = make_problem(
-                N, L, settings.B, activation=settings.activation, loss=settings.loss,
-                bias=settings.bias, dtype=settings.dtype, seed=seed,
-            )  # fmt: skip
+                N,
+                L,
+                settings.B,
+                activation=settings.activation,
+                loss=settings.loss,
+                bias=settings.bias,
+                dtype=settings.dtype,
+                seed=seed,
+            )
             points, status, reason = train(
                 problem, optimizer, entry.method if entry else None, t.budget_s
             )
         rows = pd.DataFrame(points).assign(
-            run_id=run_id, optimizer=optimizer, gradient_method=method, N=N, L=L,
-            P=settings.network(N, L).P, seed=seed, status=status, reason=reason,
+            run_id=run_id,
+            optimizer=optimizer,
+            gradient_method=method,
+            N=N,
+            L=L,
+            P=settings.network(N, L).P,
+            seed=seed,
+            status=status,
+            reason=reason,
             budget_s=t.budget_s,
-        )  # fmt: skip
+        )
         done = pd.concat([done, rows.reindex(columns=TRAINING_COLUMNS)], ignore_index=True)
         write_atomic(done, csv)
         last = points[-1]

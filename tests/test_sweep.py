@@ -89,18 +89,48 @@ def test_a_cell_projected_over_budget_is_skipped_not_run(tiny):
 
 def test_rerun_measures_nothing_again(tiny, tmp_path):
     out, table, _ = tiny
-    again, result = sweep(out, "--N", "2,3", "--L", "1,2", "--methods", "backprop,fd-central",
-                          "--plugin", FAKES, "--budget", "0.2", "--hard-limit", "0.3")  # fmt: skip
+    again, result = sweep(
+        out,
+        "--N",
+        "2,3",
+        "--L",
+        "1,2",
+        "--methods",
+        "backprop,fd-central",
+        "--plugin",
+        FAKES,
+        "--budget",
+        "0.2",
+        "--hard-limit",
+        "0.3",
+    )
     done = again[again.method.isin(["backprop", "fd-central", "forward"])]
     assert set(done.run_id) == set(table.run_id)  # nothing re-measured
     assert "on file" in result.stderr
 
 
 def test_interrupted_run_keeps_finished_cells_and_resumes(tmp_path):
-    args = ["--out", str(tmp_path), "--threads", "1", "--N", "2,3,4,5,6", "--L", "1",
-            "--methods", "fake-slow", "--plugin", FAKES, "--budget", "5"]  # fmt: skip
-    proc = subprocess.Popen([sys.executable, "-m", "gradbench", "run", *args],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    args = [
+        "--out",
+        str(tmp_path),
+        "--threads",
+        "1",
+        "--N",
+        "2,3,4,5,6",
+        "--L",
+        "1",
+        "--methods",
+        "fake-slow",
+        "--plugin",
+        FAKES,
+        "--budget",
+        "5",
+    ]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gradbench", "run", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     csv = tmp_path / "gradients.csv"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
