@@ -13,7 +13,7 @@ import timeit
 import pandas as pd
 
 from gradbench import registry
-from gradbench.errors import GradbenchError
+from gradbench.errors import GradbenchError, one_line
 from gradbench.methods.base import check_result, rho
 from gradbench.model import ACTIVATIONS, DTYPES, LOSSES
 from gradbench.problem import make_problem
@@ -117,7 +117,7 @@ def _check_one(entry: registry.Entry, problem, theta, g_ref) -> dict:
         loss, grad = check_result(grad_fn(theta), problem)
         seconds = min(timeit.repeat(lambda: grad_fn(theta), number=1, repeat=3))
     except Exception as exc:
-        return row | {"status": f"error: {registry._one_line(exc)}"}
+        return row | {"status": f"error: {one_line(exc)}"}
     err, note = rho(grad, g_ref), method.note(problem)
     return row | {
         "loss": f"{loss:.12g}",
@@ -154,7 +154,7 @@ def _settings(args: argparse.Namespace):
         overrides["hard_limit_s"] = args.hard_limit or 10 * args.budget
     elif args.hard_limit is not None:
         overrides["hard_limit_s"] = args.hard_limit
-    return config._check(replace(settings, **overrides), "command line")
+    return config.validate(replace(settings, **overrides), "command line")
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -49,7 +49,8 @@ class Settings:
         return Network(N, L, self.activation, self.loss, self.bias, self.dtype)
 
 
-def _check(settings: Settings, where: str) -> Settings:
+def validate(settings: Settings, where: str) -> Settings:
+    """The settings unchanged, or a GradbenchError naming ``where`` and what is wrong."""
     try:
         for N in settings.N:
             for L in settings.L:
@@ -114,4 +115,4 @@ def load(profile: str = "default", path: str | Path | None = None) -> Settings:
     settings = replace(
         settings, train=TrainSettings(**_coerce(TrainSettings, train, where + ".train"))
     )
-    return _check(settings, where)
+    return validate(settings, where)

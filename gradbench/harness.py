@@ -14,6 +14,7 @@ from threadpoolctl import threadpool_limits
 
 from gradbench import environment
 from gradbench.errors import GradbenchError
+from gradbench.results import write_text_atomic
 from gradbench.sweep import Sweep, write_line
 
 SUITE = Path(__file__).resolve().parent.parent / "benchmarks" / "test_gradients.py"
@@ -61,7 +62,10 @@ def run(sweep: Sweep, threads: int | None = None) -> int:
     threads = threads or os.cpu_count() or 1
     with threadpool_limits(limits=threads, user_api="blas"):
         sweep.env.update(environment.blas(), threads_requested=threads)
-        _write_json(sweep.out / "environment.json", sweep.environment_record())
+        write_text_atomic(
+            json.dumps(sweep.environment_record(), indent=2, default=str),
+            sweep.out / "environment.json",
+        )
         write_line(
             f"gradbench: {len(sweep.cells)} cells, budget {sweep.settings.budget_s:g} s per "
             f"gradient, BLAS threads {sweep.env['blas_threads']}; results in {sweep.out}/"
@@ -84,9 +88,3 @@ def run(sweep: Sweep, threads: int | None = None) -> int:
             ],
             plugins=[SweepPlugin(sweep)],
         )
-
-
-def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str))
-    os.replace(tmp, path)

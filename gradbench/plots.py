@@ -19,6 +19,7 @@ from matplotlib.figure import Figure  # noqa: E402
 REFERENCE_KIND = "reference"
 MARKERS = {"exact": "o", "approximate": "s", "stochastic": "^", REFERENCE_KIND: "x"}
 ERROR_FLOOR = 1e-17  # ρ = 0 (bitwise equal) is drawn here on the log axis
+LOSS_FLOOR = 1e-6  # losses of 0 (memorised batches) are drawn here on the log axis
 
 
 def colors(methods) -> dict[str, tuple]:
@@ -201,7 +202,7 @@ def training_curves(t: pd.DataFrame) -> Figure:
         for (label, _seed), run in t[(t.N == N) & (t.L == L)].groupby(["label", "seed"]):
             ax.plot(
                 run.wall_s,
-                run.loss.clip(lower=1e-6),
+                run.loss.clip(lower=LOSS_FLOOR),
                 color=palette[label],
                 lw=1,
                 alpha=0.8,
@@ -210,7 +211,7 @@ def training_curves(t: pd.DataFrame) -> Figure:
         ax.set(
             title=f"N={N}, L={L} (P={P})",
             xlabel="wall-clock seconds",
-            ylabel="best loss (log)",
+            ylabel=f"best loss (log, clipped at {LOSS_FLOOR:g})",
             yscale="log",
         )
         ax.grid(True, alpha=0.3)
@@ -233,13 +234,17 @@ def final_loss(summary: pd.DataFrame) -> Figure:
     palette = colors(s.label.unique())
     for label, rows in s.sort_values("P").groupby("label"):
         ax.plot(
-            rows.P, rows.final_loss.clip(lower=1e-6), marker="o", color=palette[label], label=label
+            rows.P,
+            rows.final_loss.clip(lower=LOSS_FLOOR),
+            marker="o",
+            color=palette[label],
+            label=label,
         )
     _finish(
         ax,
         "Where gradient-free search breaks down: final loss at equal budgets",
         "parameters P (log)",
-        "final loss, median over seeds (log)",
+        f"final loss, median over seeds (log, clipped at {LOSS_FLOOR:g})",
     )
     return fig
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from importlib.metadata import entry_points
 from pathlib import Path
 
-from gradbench.errors import GradbenchError
+from gradbench.errors import GradbenchError, one_line
 from gradbench.methods.base import Method, check_method
 
 GROUP = "gradbench.methods"
@@ -50,7 +50,7 @@ def _from_entry_points() -> list[Entry]:
         try:
             entries.append(_instantiate(ep.load(), origin))
         except Exception as exc:  # one broken installed plugin must not break every command
-            entries.append(Entry(ep.name, origin, reason=f"broken plugin: {_one_line(exc)}"))
+            entries.append(Entry(ep.name, origin, reason=f"broken plugin: {one_line(exc)}"))
     return entries
 
 
@@ -73,7 +73,7 @@ def load_file(path: str | Path) -> list[Entry]:
         sys.modules[module_name] = module
         spec.loader.exec_module(module)
     except Exception as exc:
-        return [Entry(path.stem, str(path), reason=f"import failed: {_one_line(exc)}")]
+        return [Entry(path.stem, str(path), reason=f"import failed: {one_line(exc)}")]
     classes = [
         obj
         for obj in vars(module).values()
@@ -110,10 +110,3 @@ def select(entries: dict[str, Entry], names: list[str] | None) -> list[Entry]:
             f"unknown method {', '.join(map(repr, unknown))}; known: {', '.join(entries)}"
         )
     return [entries[n] for n in names]
-
-
-def _one_line(exc: BaseException) -> str:
-    if isinstance(exc, GradbenchError):
-        return str(exc)
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")

@@ -15,7 +15,13 @@ from pathlib import Path
 import pandas as pd
 
 from gradbench import fits, plots, training
-from gradbench.results import GRADIENT_COLUMNS, TRAINING_COLUMNS, read_table, write_atomic
+from gradbench.results import (
+    GRADIENT_COLUMNS,
+    TRAINING_COLUMNS,
+    read_table,
+    write_atomic,
+    write_text_atomic,
+)
 
 QUESTION = """\
 An MLP with L dense layers of N neurons is one big function of its P = L·(N² + N)
@@ -146,6 +152,8 @@ def sizes_table(g: pd.DataFrame, value: str, fmt_value) -> str:
                 row[label] = "–"
             elif cell.status.iloc[0] == "ok":
                 row[label] = fmt_value(cell[value].iloc[0])
+            elif str(cell.reason.iloc[0]).startswith("unavailable"):
+                row[label] = "unavailable"
             elif cell.status.iloc[0] == "skipped" and not math.isnan(cell.projected_s.iloc[0]):
                 row[label] = f"skipped (≈{fmt_time(cell.projected_s.iloc[0])})"
             else:
@@ -343,7 +351,5 @@ def build(out: Path) -> Path:
         "",
     ]
     report = out / "REPORT.md"
-    tmp = report.with_suffix(".md.tmp")
-    tmp.write_text("\n".join(parts))
-    tmp.replace(report)
+    write_text_atomic("\n".join(parts), report)
     return report

@@ -35,19 +35,25 @@ TRAINING_COLUMNS = [
 ]  # fmt: skip
 
 
-def write_atomic(frame: pd.DataFrame, path: Path) -> None:
-    """Write a CSV so that readers only ever see a complete file."""
+def write_text_atomic(text: str, path: Path) -> None:
+    """Replace ``path`` with ``text`` so that readers only ever see a complete file."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", newline="") as f:
-            frame.to_csv(f, index=False)
+            f.write(text)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_atomic(frame: pd.DataFrame, path: Path) -> None:
+    """Write a table as CSV, atomically."""
+    write_text_atomic(frame.to_csv(index=False), path)
 
 
 def read_table(path: Path, columns: list[str], *, missing_ok: bool = False) -> pd.DataFrame:

@@ -37,9 +37,10 @@ import pandas as pd
 
 from gradbench import environment
 from gradbench.config import Settings
+from gradbench.errors import one_line
 from gradbench.methods.base import check_result, rho
 from gradbench.problem import Problem, make_problem
-from gradbench.registry import Entry, _one_line
+from gradbench.registry import Entry
 from gradbench.results import GRADIENT_COLUMNS, read_table, write_atomic
 
 FORWARD = "forward"  # the shared reference forward pass, one row per (N, L)
@@ -291,7 +292,7 @@ class Sweep:
             )
         except Exception as exc:
             return self.record(
-                cell, status="error", reason=_one_line(exc), projected_s=projected, note=note
+                cell, status="error", reason=one_line(exc), projected_s=projected, note=note
             )
         extra = {
             "projected_s": projected,
@@ -328,7 +329,7 @@ class Sweep:
             benchmark.has_error = True
             return self.record(cell, status="timeout", reason=str(exc), **extra)
         except Exception as exc:
-            return self.record(cell, status="error", reason=_one_line(exc), **extra)
+            return self.record(cell, status="error", reason=one_line(exc), **extra)
         stats = benchmark.stats.stats
         row = self.record(
             cell,
