@@ -132,7 +132,7 @@ def dense(h: Array, layer: Layer) -> Array:
     else:
         z = h @ W
     if b is not None:
-        z = z + b[..., None, :]
+        z += b[..., None, :]  # z is a fresh product: add in place, no temporary
     return z
 
 

@@ -8,6 +8,7 @@ value of one of those tables, printed to three significant digits.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 from pathlib import Path
@@ -201,6 +202,79 @@ def correctness_table(g: pd.DataFrame) -> str:
     return table(pd.DataFrame(rows))
 
 
+# The targets of "as fast as the best", each: a description and a test on one size's rows.
+TARGETS = {
+    "backprop ≤ 1.0× the faster of torch-backprop and jax-grad": lambda r: (
+        min(
+            r.get("torch-backprop", {}).get("ratio_to_backprop", math.inf),
+            r.get("jax-grad", {}).get("ratio_to_backprop", math.inf),
+        )
+        >= 1.0
+    ),
+    "backprop ≤ 1.25× the bare-matmul floor (N ≥ 128)": lambda r: (
+        r["backprop"]["N"] < 128 or r["backprop"]["ratio_to_floor"] <= 1.25
+    ),
+    "forward-mode ≤ 1.0× jax-forward": lambda r: (
+        r["forward-mode"]["time_median_s"] <= r["jax-forward"]["time_median_s"]
+    ),
+    "fd-forward ≥ 20× faster than scipy-fprime (P ≤ 3000)": lambda r: (
+        r["backprop"]["P"] > 3000
+        or r["scipy-fprime"]["time_median_s"] >= 20 * r["fd-forward"]["time_median_s"]
+    ),
+}
+
+
+def references_section(g: pd.DataFrame) -> str:
+    """gradbench's methods against PyTorch, JAX and the bare-matmul floor, where measured."""
+    others = ["torch-backprop", "jax-grad", "torch-forward", "jax-forward"]
+    ok = g[g.status == "ok"]
+    if not ok.method.isin(others).any():
+        return "_Not measured: install `.[torch,jax]` and run `gradbench run --profile reference`._"
+    rows, checks = [], []
+    for (N, L), cells in ok.groupby(["N", "L"]):
+        by = {m: r.to_dict() for m, r in cells.set_index("method").iterrows()}
+        if "backprop" not in by or not any(m in by for m in others):
+            continue
+        by = {m: r | {"N": N, "L": L} for m, r in by.items()}
+
+        def t(m, by=by):
+            return fmt_time(by[m]["time_median_s"]) if m in by else "–"
+
+        def ratio(m, by=by):
+            return fmt(by[m]["ratio_to_backprop"]) if m in by else "–"
+
+        rows.append(
+            {
+                "N": N,
+                "L": L,
+                "P": by["backprop"]["P"],
+                "backprop": t("backprop"),
+                "÷ floor": fmt(by["backprop"]["ratio_to_floor"]),
+                "torch-backprop ÷ backprop": ratio("torch-backprop"),
+                "jax-grad ÷ backprop": ratio("jax-grad"),
+                "forward-mode": t("forward-mode"),
+                "jax-forward": t("jax-forward"),
+                "torch-forward": t("torch-forward"),
+                "fd-forward": t("fd-forward"),
+                "scipy-fprime": t("scipy-fprime"),
+            }
+        )
+        for name, test in TARGETS.items():
+            with contextlib.suppress(KeyError):  # a method it needs was not measured here
+                checks.append((name, N, L, test(by)))
+    verdict = [
+        {
+            "target": name,
+            "met": "yes, at every size" if not missed else "**no**",
+            "missed at": ", ".join(missed) or "–",
+        }
+        for name in TARGETS
+        if (sizes := [c for c in checks if c[0] == name])
+        for missed in [[f"N={N} L={L}" for _, N, L, met in sizes if not met]]
+    ]
+    return table(pd.DataFrame(rows)) + "\n\n" + (table(pd.DataFrame(verdict)) if verdict else "")
+
+
 def training_section(summary: pd.DataFrame) -> str:
     if summary is None or not len(summary):
         return "_No training results (run `gradbench train`)._"
@@ -333,6 +407,13 @@ def build(out: Path) -> Path:
         "ρ = |g − g*| / max(1, |g| + |g*|), elementwise, against backprop's gradient.",
         "",
         correctness_table(g),
+        "",
+        "## As fast as the best: against PyTorch, JAX and the matmul floor",
+        "",
+        "Ratios above 1 in the ÷ backprop columns mean backprop is faster; "
+        "÷ floor is backprop over its bare matrix products alone.",
+        "",
+        references_section(g),
         "",
         "## Training with and without gradients, at equal wall-clock budgets",
         "",

@@ -23,7 +23,7 @@ GRADIENT_COLUMNS = [
     "method", "kind", "N", "L", "B", "P", "dtype", "activation", "loss", "bias", "seed",
     "status", "reason", "note",
     "time_median_s", "time_min_s", "time_iqr_s", "rounds", "projected_s",
-    "forward_time_s", "ratio_to_forward", "ratio_to_backprop", "loss_evals",
+    "forward_time_s", "ratio_to_forward", "ratio_to_backprop", "ratio_to_floor", "loss_evals",
     "peak_mem_bytes", "grad_error", "grad_error_mean", "cosine",
     "budget_s", "run_id", "timestamp", "machine", "numpy", "blas_threads",
 ]  # fmt: skip

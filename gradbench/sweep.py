@@ -38,13 +38,20 @@ import pandas as pd
 from gradbench import environment
 from gradbench.config import Settings
 from gradbench.errors import one_line
+from gradbench.methods.backprop import matmul_floor
 from gradbench.methods.base import check_result, rho
 from gradbench.problem import Problem, make_problem
 from gradbench.registry import Entry
 from gradbench.results import GRADIENT_COLUMNS, read_table, write_atomic
 
 FORWARD = "forward"  # the shared reference forward pass, one row per (N, L)
+FLOOR = "matmul-floor"  # backprop's bare matrix products, one row per (N, L)
 REFERENCE = "backprop"  # the exact gradient every other one is compared with
+# Reference cells timed at every size: what each times, and its cost in forward passes.
+REFERENCES = {
+    FORWARD: (lambda problem: lambda: problem.loss(problem.theta0), 1.0),
+    FLOOR: (matmul_floor, math.nan),
+}
 FAST_S = 0.02  # cells faster than this get pytest-benchmark's auto-calibrated rounds
 MIN_ROUNDS = 3
 DONE = ("ok", "skipped", "timeout")  # statuses that resume does not redo
@@ -116,7 +123,7 @@ class Sweep:
             ((N, L) for N in settings.N for L in settings.L),
             key=lambda s: (settings.network(*s).P, s),
         )
-        self.cells = [Cell(m, N, L) for N, L in sizes for m in [FORWARD, *self.entries]]
+        self.cells = [Cell(m, N, L) for N, L in sizes for m in [*REFERENCES, *self.entries]]
         self.started = time.perf_counter()
         self.finished = 0
         self.echo = write_line  # the harness points this past pytest's capture
@@ -158,7 +165,7 @@ class Sweep:
         """Add (or replace) this cell's row and rewrite the CSV atomically."""
         key = self._key(cell)
         P = self.settings.network(cell.N, cell.L).P
-        kind = "reference" if cell.method == FORWARD else self._kind(cell.method)
+        kind = "reference" if cell.method in REFERENCES else self._kind(cell.method)
         row = {
             **key,
             "kind": kind,
@@ -183,8 +190,8 @@ class Sweep:
         return entry.method.kind if entry and entry.available else ""
 
     def _cost(self, cell: Cell) -> float:
-        if cell.method == FORWARD:
-            return 1.0
+        if cell.method in REFERENCES:
+            return REFERENCES[cell.method][1]
         entry = self.entries[cell.method]
         return (
             entry.method.cost(self.settings.network(cell.N, cell.L))
@@ -262,8 +269,8 @@ class Sweep:
             self.finished += 1
             return {**row, "resumed": True}
         problem = self.problem(cell.N, cell.L)
-        if cell.method == FORWARD:
-            return self._time(benchmark, cell, lambda: problem.loss(problem.theta0), 0.0, {})
+        if cell.method in REFERENCES:
+            return self._time(benchmark, cell, REFERENCES[cell.method][0](problem), 0.0, {})
         entry = self.entries[cell.method]
         if not entry.available:
             return self.record(cell, status="skipped", reason=f"unavailable: {entry.reason}")
@@ -368,7 +375,7 @@ class Sweep:
         for cell in self.cells[self.finished :]:
             if self.on_file(cell):
                 continue
-            if cell.method == FORWARD:
+            if cell.method in REFERENCES:
                 total += s.max_time_s + 0.05
                 continue
             seconds, reason = self.project(cell)
@@ -403,18 +410,21 @@ def _peak_memory() -> Iterator[list[int]]:
 
 def tidy(frame: pd.DataFrame) -> pd.DataFrame:
     """The schema's columns in order, with the derived ratios filled in: each cell's time
-    over the shared forward pass and over backprop at the same configuration."""
+    over the shared forward pass, over backprop and over backprop's bare matrix products,
+    at the same configuration."""
     frame = frame.reindex(columns=GRADIENT_COLUMNS)
     same = ["N", "L", "B", "dtype", "activation", "loss", "bias", "seed"]
-    for method, column in ((FORWARD, "forward_time_s"), (REFERENCE, None)):
+    for method, ratio in (
+        (FORWARD, "ratio_to_forward"),
+        (REFERENCE, "ratio_to_backprop"),
+        (FLOOR, "ratio_to_floor"),
+    ):
         ok = frame[(frame["method"] == method) & (frame["status"] == "ok")]
         times = ok.drop_duplicates(same, keep="last").set_index(same)["time_median_s"]
-        joined = frame.join(times.rename("_t"), on=same)["_t"]
-        if column:
-            frame[column] = joined
-            frame["ratio_to_forward"] = frame["time_median_s"] / joined
-        else:
-            frame["ratio_to_backprop"] = frame["time_median_s"] / joined
+        denominator = frame.join(times.rename("_t"), on=same)["_t"]
+        frame[ratio] = frame["time_median_s"] / denominator
+        if method == FORWARD:
+            frame["forward_time_s"] = denominator
     return frame.sort_values(["P", "N", "method"], kind="stable").reset_index(drop=True)
 
 

@@ -42,12 +42,14 @@ def test_tiny_grid_writes_the_schema_with_sane_values(tiny):
     out, table, _ = tiny
     assert list(table.columns) == GRADIENT_COLUMNS
     ok = table[table.status == "ok"]
-    assert set(ok.method) == {"forward", "backprop", "fd-central", "forward-mode"}
-    assert len(ok) == 4 * 4  # every (N, L) for each
+    assert set(ok.method) == {"forward", "matmul-floor", "backprop", "fd-central", "forward-mode"}
+    assert len(ok) == 5 * 4  # every (N, L) for each
     assert (ok.time_median_s > 0).all() and (ok.time_min_s <= ok.time_median_s).all()
     assert (ok.P == ok.L * (ok.N**2 + ok.N)).all()
     assert (ok[ok.method == "backprop"].ratio_to_backprop == 1).all()
     assert (ok[ok.method == "forward"].ratio_to_forward == 1).all()
+    assert (ok[ok.method == "matmul-floor"].ratio_to_floor == 1).all()
+    assert (ok[ok.method == "backprop"].ratio_to_floor > 0).all()
     exact = ok[ok.method.isin(["fd-central", "forward-mode"])]
     assert (exact.grad_error < 1e-6).all() and (exact.peak_mem_bytes > 0).all()
     assert (ok.blas_threads == 1).all()
@@ -58,7 +60,7 @@ def test_raw_json_is_pytest_benchmarks_own_with_per_round_data(tiny):
     (raw,) = (out / "raw").glob("*.json")
     data = json.loads(raw.read_text())
     names = {b["extra_info"]["method"] for b in data["benchmarks"]}
-    assert names == {"forward", "backprop", "fd-central", "forward-mode"}
+    assert names == {"forward", "matmul-floor", "backprop", "fd-central", "forward-mode"}
     assert all(len(b["stats"]["data"]) == b["stats"]["rounds"] for b in data["benchmarks"])
     env = json.loads((out / "environment.json").read_text())
     assert env["blas_threads"] == 1 and env["numpy"] and env["machine"]
@@ -104,7 +106,7 @@ def test_rerun_measures_nothing_again(tiny, tmp_path):
         "--hard-limit",
         "0.3",
     )
-    done = again[again.method.isin(["backprop", "fd-central", "forward"])]
+    done = again[again.method.isin(["backprop", "fd-central", "forward", "matmul-floor"])]
     assert set(done.run_id) == set(table.run_id)  # nothing re-measured
     assert "on file" in result.stderr
 
@@ -140,9 +142,9 @@ def test_interrupted_run_keeps_finished_cells_and_resumes(tmp_path):
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     before = pd.read_csv(csv)  # parses: never half-written
-    assert 5 <= len(before) < 15
+    assert 5 <= len(before) < 20
     after, _ = sweep(tmp_path, *args[4:])
-    assert len(after) == 15 and not after.duplicated(["method", "N", "L"]).any()
+    assert len(after) == 20 and not after.duplicated(["method", "N", "L"]).any()
     kept = after.merge(before, on=["method", "N", "L", "status"], suffixes=("", "_before"))
     kept = kept[kept.status == "ok"]
     assert (kept.timestamp == kept.timestamp_before).all()  # finished cells not measured twice

@@ -12,6 +12,8 @@ forward passes for the whole gradient, whatever P is.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from gradbench.methods.base import GradFn, Method
@@ -43,7 +45,29 @@ class Backprop(Method):
                 if g.b is not None:
                     dZ.sum(axis=0, out=g.b)
                 if l:
-                    dZ = (dZ @ layers[l].W.T) * df(hs[l])
+                    dZ = dZ @ layers[l].W.T
+                    dZ *= df(hs[l])
             return float(loss.value(Z, target)), grad
 
         return grad_fn
+
+
+def matmul_floor(problem: Problem) -> Callable[[], None]:
+    """The bare matrix products backprop performs at this size, alone, into preallocated
+    buffers: L forward ``(B, N) @ (N, N)``, L weight gradients ``(N, B) @ (B, N)`` and L−1
+    input gradients ``(B, N) @ (N, N)ᵀ``. Backprop's distance from it is what its
+    elementwise work and allocations cost."""
+    net, B = problem.net, problem.B
+    rng = np.random.default_rng(0)
+    H, dZ = (rng.standard_normal((B, net.N)).astype(net.dtype) for _ in range(2))
+    W = rng.standard_normal((net.N, net.N)).astype(net.dtype)
+    out_bn, out_nn = np.empty_like(H), np.empty_like(W)
+
+    def products() -> None:
+        for _ in range(net.L):
+            np.matmul(H, W, out=out_bn)
+            np.matmul(H.T, dZ, out=out_nn)  # two arrays, as in backprop: H.T @ H would be SYRK
+        for _ in range(net.L - 1):
+            np.matmul(H, W.T, out=out_bn)
+
+    return products

@@ -1,0 +1,135 @@
+"""Reference implementations in the libraries a practitioner would reach for: PyTorch's
+autograd and JAX, reverse and forward mode. They make gradbench's own numbers credible:
+its methods are compared with these at the same sizes, in the same run.
+
+Optional: install with ``pip install -e .[torch]`` or ``.[jax]``; without them the methods
+are listed as unavailable. Compilation (JAX's jit) happens in ``prepare``, so only the call
+is timed. PyTorch runs with as many threads as numpy's BLAS; JAX (XLA) picks its own
+thread pool, which cannot be changed once it has started.
+"""
+
+from __future__ import annotations
+
+from gradbench import environment
+from gradbench.methods.base import GradFn, Method
+from gradbench.model import Array, Network
+from gradbench.problem import Problem
+
+
+def written_for(problem: Problem, act, logsumexp):
+    """gradbench's loss, written once for a tensor library: ``act`` and ``logsumexp``
+    come from that library, everything else (``@``, reshape, indexing) both share."""
+    net = problem.net
+    N, size = net.N, net.layer_size
+
+    def loss(theta, X, target, rows):
+        h = X
+        for l in range(net.L):
+            block = theta[l * size : (l + 1) * size]
+            z = h @ block[: N * N].reshape(N, N)
+            if net.bias:
+                z = z + block[N * N :]
+            h = z if l == net.L - 1 else act(z)
+        if net.loss == "cross_entropy":
+            return (logsumexp(h) - h[rows, target]).mean()
+        return 0.5 * ((h - target) ** 2).sum(-1).mean()
+
+    return loss
+
+
+class _Torch(Method):
+    kind = "exact"
+    requires = ("torch",)
+
+    def _loss(self, problem: Problem):
+        import torch
+
+        torch.set_num_threads(max(1, environment.blas()["blas_threads"]))
+        acts = {"tanh": torch.tanh, "relu": torch.relu, "sigmoid": torch.sigmoid}
+        loss = written_for(problem, acts[problem.net.activation], lambda z: torch.logsumexp(z, -1))
+        X, target = torch.from_numpy(problem.X), torch.from_numpy(problem.target)
+        rows = torch.arange(problem.B)
+        return torch, lambda theta: loss(theta, X, target, rows)
+
+
+class TorchBackprop(_Torch):
+    name = "torch-backprop"
+    description = "PyTorch autograd (reverse mode) on the CPU: the practitioner's backprop."
+
+    def cost(self, net: Network) -> float:
+        return 3.0
+
+    def prepare(self, problem: Problem) -> GradFn:
+        torch, loss = self._loss(problem)
+
+        def grad_fn(theta: Array) -> tuple[float, Array]:
+            t = torch.from_numpy(theta).requires_grad_()
+            value = loss(t)
+            value.backward()
+            return float(value.detach()), t.grad.numpy()
+
+        return grad_fn
+
+
+class TorchForward(_Torch):
+    name = "torch-forward"
+    description = "PyTorch torch.func.jacfwd: forward mode, vmapped over all P tangents."
+
+    def cost(self, net: Network) -> float:
+        return float(net.P)
+
+    def prepare(self, problem: Problem) -> GradFn:
+        torch, loss = self._loss(problem)
+        jac = torch.func.jacfwd(loss)
+
+        def grad_fn(theta: Array) -> tuple[float, Array]:
+            t = torch.from_numpy(theta)
+            return float(loss(t)), jac(t).numpy()
+
+        return grad_fn
+
+
+class _Jax(Method):
+    kind = "exact"
+    requires = ("jax",)
+    transform = ""  # "grad" or "jacfwd"
+
+    def prepare(self, problem: Problem) -> GradFn:
+        import jax
+        import jax.numpy as jnp
+        import numpy as np
+
+        jax.config.update("jax_enable_x64", True)
+        acts = {"tanh": jnp.tanh, "relu": jax.nn.relu, "sigmoid": jax.nn.sigmoid}
+        loss = written_for(problem, acts[problem.net.activation], lambda z: jax.nn.logsumexp(z, -1))
+        X, target, rows = jnp.asarray(problem.X), jnp.asarray(problem.target), jnp.arange(problem.B)
+
+        def f(theta):
+            return loss(theta, X, target, rows)
+
+        both = jax.jit(lambda theta: (f(theta), getattr(jax, self.transform)(f)(theta)))
+        jax.block_until_ready(both(jnp.asarray(problem.theta0)))  # compile now, untimed
+
+        def grad_fn(theta: Array) -> tuple[float, Array]:
+            value, grad = jax.block_until_ready(both(theta))
+            return float(value), np.asarray(grad)
+
+        return grad_fn
+
+
+class JaxGrad(_Jax):
+    name = "jax-grad"
+    description = "JAX jit(grad): reverse mode compiled by XLA, float64."
+    transform = "grad"
+
+    def cost(self, net: Network) -> float:
+        return 3.0
+
+
+class JaxForward(_Jax):
+    name = "jax-forward"
+    description = "JAX jit(jacfwd): forward mode over all P tangents, compiled by XLA."
+    transform = "jacfwd"
+
+    def cost(self, net: Network) -> float:
+        return float(net.P)
