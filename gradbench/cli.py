@@ -9,13 +9,15 @@ from __future__ import annotations
 import argparse
 import sys
 import timeit
+from dataclasses import replace
+from pathlib import Path
 
 import pandas as pd
 
-from gradbench import registry
+from gradbench import config, registry
 from gradbench.errors import GradbenchError, one_line
 from gradbench.methods.base import check_result, rho
-from gradbench.model import ACTIVATIONS, DTYPES, LOSSES
+from gradbench.model import ACTIVATIONS, DTYPES, LOSSES, Network
 from gradbench.problem import make_problem
 
 REFERENCE = "backprop"  # the exact method every other gradient is compared with
@@ -64,8 +66,6 @@ def _add_network_args(p: argparse.ArgumentParser, *, grid: bool = False) -> None
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from gradbench.model import Network
-
     example = Network(64, 4)
     rows = [
         {
@@ -140,10 +140,6 @@ def positive_float(text: str) -> float:
 
 def _settings(args: argparse.Namespace):
     """The profile from the config file, with the command line's overrides on top."""
-    from dataclasses import replace
-
-    from gradbench import config
-
     settings = config.load(args.profile, args.config)
     overrides = {k: getattr(args, k) for k in ("N", "L", "B") if getattr(args, k) is not None}
     overrides = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}
@@ -158,9 +154,7 @@ def _settings(args: argparse.Namespace):
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from gradbench import harness
+    from gradbench import harness  # imports pytest: only when a sweep runs
     from gradbench.sweep import Sweep
 
     settings = _settings(args)
@@ -179,21 +173,16 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from gradbench import training
+    from gradbench import training  # imports scipy.optimize: only when training runs
     from gradbench.results import write_atomic
 
     settings = _settings(args)
     if args.budget_train is not None:
-        from dataclasses import replace
-
         settings = replace(settings, train=replace(settings.train, budget_s=args.budget_train))
-    for name in settings.train.optimizers:
-        training.parse(name)  # refuse an unknown optimizer before running anything
+    # refuse an unknown optimizer or gradient method before running anything
+    parsed = [training.parse(name) for name in settings.train.optimizers]
     entries = registry.discover(args.plugin)
-    needed = [training.parse(n)[1] for n in settings.train.optimizers if "/" in n]
-    registry.select(entries, needed)
+    registry.select(entries, [method for _, method in parsed if method])
     out = Path(args.out)
     trajectories = training.run_all(settings, entries, out, fresh=args.fresh)
     summary = training.summarize(trajectories)
@@ -204,9 +193,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from gradbench import report
+    from gradbench import report  # imports matplotlib: only when reporting
 
     path = report.build(Path(args.out))
     print(f"wrote {path}, {path.parent / 'fits.csv'} and the figures in {path.parent / 'plots'}/")

@@ -132,29 +132,21 @@ class Sweep:
 
     # -- the table ---------------------------------------------------------------------
 
-    def _key(self, cell: Cell) -> dict:
+    def _id(self, cell: Cell) -> tuple:
+        """The cell's KEY values: method, N, L, then this sweep's configuration."""
         s = self.settings
-        config = {
-            "B": s.B,
-            "dtype": s.dtype,
-            "activation": s.activation,
-            "loss": s.loss,
-            "bias": s.bias,
-            "seed": s.seed,
-            "budget_s": s.budget_s,
-        }
-        return {"method": cell.method, "N": cell.N, "L": cell.L, **config}
+        return (cell.method, cell.N, cell.L, s.B, s.dtype, s.activation, s.loss, s.bias, s.seed,
+                s.budget_s)  # fmt: skip
+
+    def _key(self, cell: Cell) -> dict:
+        return dict(zip(KEY, self._id(cell), strict=True))
 
     def _of_method(self, method: str) -> list[dict]:
         """This method's rows at this sweep's configuration, any size."""
+        config = self._id(Cell(method, 0, 0))[3:]
         return [
-            row
-            for (m, N, L, *_), row in self.rows.items()
-            if m == method and self.rows.get(self._id(Cell(m, N, L))) is row
+            row for (m, _, _, *c), row in self.rows.items() if m == method and tuple(c) == config
         ]
-
-    def _id(self, cell: Cell) -> tuple:
-        return tuple(self._key(cell).values())
 
     def on_file(self, cell: Cell) -> dict | None:
         """The finished row for this cell and configuration, if one is on file."""
