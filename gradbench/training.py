@@ -21,14 +21,18 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from scipy import optimize
 
+from gradbench.config import Settings
 from gradbench.methods.base import GradFn, Method
 from gradbench.model import Array
-from gradbench.problem import Problem
+from gradbench.problem import Problem, make_problem
+from gradbench.results import TRAINING_COLUMNS, read_table, write_atomic
 
 UNLIMITED = 10**9  # scipy's iteration caps, lifted: the wall-clock budget ends each run
 RECORD_GROWTH = 1.15  # record a point each time the evaluation count grows by 15 %
@@ -254,15 +258,11 @@ def summarize(trajectories: pd.DataFrame, slack: float = 0.05) -> pd.DataFrame:
     )
 
 
-def run_all(settings, entries: dict, out, *, fresh: bool = False, echo=print) -> pd.DataFrame:
+def run_all(
+    settings: Settings, entries: dict, out: Path, *, fresh: bool = False, echo=print
+) -> pd.DataFrame:
     """Every optimizer × size × seed of ``settings.train``, each written to
     ``out/training.csv`` as it finishes; runs already on file are kept, not redone."""
-    from datetime import UTC, datetime
-    from pathlib import Path
-
-    from gradbench.problem import make_problem
-    from gradbench.results import TRAINING_COLUMNS, read_table, write_atomic
-
     t = settings.train
     csv = Path(out) / "training.csv"
     done = (
