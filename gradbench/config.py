@@ -12,6 +12,7 @@ from pathlib import Path
 
 from gradbench.errors import GradbenchError
 from gradbench.model import Network
+from gradbench.problem import Problem, make_problem
 
 DEFAULT_FILE = Path(__file__).with_name("grids.toml")
 
@@ -47,6 +48,14 @@ class Settings:
 
     def network(self, N: int, L: int) -> Network:
         return Network(N, L, self.activation, self.loss, self.bias, self.dtype)
+
+    def problem(self, N: int, L: int, seed: int | None = None) -> Problem:
+        """The teacher–student problem at (N, L) with these options (the profile's seed
+        unless one is given)."""
+        return make_problem(
+            N, L, self.B, activation=self.activation, loss=self.loss, bias=self.bias,
+            dtype=self.dtype, seed=self.seed if seed is None else seed,
+        )  # fmt: skip
 
 
 def validate(settings: Settings, where: str) -> Settings:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import os
 import platform
 import subprocess
@@ -49,6 +50,7 @@ def git_commit(where: Path | None = None) -> str:
         return "unknown"
 
 
+@functools.cache  # one mallopt per process; later calls only report the outcome
 def keep_freed_memory() -> bool:
     """Ask glibc's malloc to keep freed blocks instead of returning them to the kernel.
 

@@ -16,6 +16,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from gradbench.training import labels  # noqa: E402
+
 REFERENCE_KIND = "reference"
 MARKERS = {"exact": "o", "approximate": "s", "stochastic": "^", REFERENCE_KIND: "x"}
 ERROR_FLOOR = 1e-17  # ρ = 0 (bitwise equal) is drawn here on the log axis
@@ -117,8 +119,8 @@ def small_multiples(g: pd.DataFrame, x: str, panel: str) -> Figure:
     for ax, value in zip(axes[0], values, strict=False):
         _per_method(ax, ok[ok[panel] == value], x, "time_median_s", palette)
         _finish(ax, f"{panel} = {value}", f"{x} (log)", "seconds per gradient (log)", legend=False)
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=6, fontsize=7)
+    handles, names = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="lower center", ncol=6, fontsize=7)
     fig.suptitle(
         f"Time per gradient against {'width N' if x == 'N' else 'depth L'}, at fixed {panel}"
     )
@@ -190,9 +192,7 @@ def accuracy(g: pd.DataFrame) -> Figure:
 
 def training_curves(t: pd.DataFrame) -> Figure:
     """Best loss so far against wall time, one panel per network size, every seed."""
-    t = t.assign(
-        label=t.optimizer + t.gradient_method.fillna("").map(lambda m: f"/{m}" if m else "")
-    )
+    t = t.assign(label=labels(t))
     sizes = sorted(t.groupby(["P", "N", "L"]).groups)
     cols = min(3, len(sizes))
     rows = -(-len(sizes) // cols)
@@ -217,8 +217,8 @@ def training_curves(t: pd.DataFrame) -> Figure:
         ax.grid(True, alpha=0.3)
     for ax in list(axes.flat)[len(sizes) :]:
         ax.axis("off")
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=4, fontsize=8)
+    handles, names = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="lower center", ncol=4, fontsize=8)
     fig.suptitle("Training at equal wall-clock budgets: best loss so far (every seed)")
     fig.tight_layout(rect=(0, 0.08, 1, 0.96))
     return fig
@@ -226,10 +226,7 @@ def training_curves(t: pd.DataFrame) -> Figure:
 
 def final_loss(summary: pd.DataFrame) -> Figure:
     """Final loss (median over seeds) against P for every optimizer."""
-    s = summary.assign(
-        label=summary.optimizer
-        + summary.gradient_method.fillna("").map(lambda m: f"/{m}" if m else "")
-    )
+    s = summary.assign(label=labels(summary))
     fig, ax = plt.subplots(figsize=(9, 6))
     palette = colors(s.label.unique())
     for label, rows in s.sort_values("P").groupby("label"):

@@ -278,10 +278,7 @@ def references_section(g: pd.DataFrame) -> str:
 def training_section(summary: pd.DataFrame) -> str:
     if summary is None or not len(summary):
         return "_No training results (run `gradbench train`)._"
-    s = summary.assign(
-        optimizer=summary.optimizer
-        + summary.gradient_method.fillna("").map(lambda m: f"/{m}" if m else "")
-    )
+    s = summary.assign(optimizer=training.labels(summary))
     lines = []
     for name, rows in s[s.gradient_method.fillna("") == ""].groupby("optimizer"):
         reached = rows[rows.reached >= 0.5].P

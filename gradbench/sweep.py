@@ -40,7 +40,7 @@ from gradbench.config import Settings
 from gradbench.errors import one_line
 from gradbench.methods.backprop import matmul_floor
 from gradbench.methods.base import check_result, rho
-from gradbench.problem import Problem, make_problem
+from gradbench.problem import Problem
 from gradbench.registry import Entry
 from gradbench.results import GRADIENT_COLUMNS, read_table, write_atomic
 
@@ -231,16 +231,7 @@ class Sweep:
     def problem(self, N: int, L: int) -> Problem:
         s = self.settings
         if self._problem is None or (self._problem.net.N, self._problem.net.L) != (N, L):
-            self._problem = make_problem(
-                N,
-                L,
-                s.B,
-                activation=s.activation,
-                loss=s.loss,
-                bias=s.bias,
-                dtype=s.dtype,
-                seed=s.seed,
-            )
+            self._problem = s.problem(N, L)
             ref = self.entries.get(REFERENCE)
             self._reference = (
                 ref.method.prepare(self._problem)(self._problem.theta0)[1]

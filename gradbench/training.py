@@ -31,7 +31,7 @@ from scipy import optimize
 from gradbench.config import Settings
 from gradbench.methods.base import GradFn, Method
 from gradbench.model import Array
-from gradbench.problem import Problem, make_problem
+from gradbench.problem import Problem
 from gradbench.results import TRAINING_COLUMNS, read_table, write_atomic
 
 UNLIMITED = 10**9  # scipy's iteration caps, lifted: the wall-clock budget ends each run
@@ -194,6 +194,18 @@ GRADIENT_FREE: dict[str, Callable[[Tracker], None]] = {
 WITH_GRADIENT = {"gd": gradient_descent, "lbfgs": lbfgs}
 
 
+def label(optimizer: str, method: str) -> str:
+    """A run's name as the user writes it: 'gd/backprop', or 'powell' without a gradient."""
+    return f"{optimizer}/{method}" if method else optimizer
+
+
+def labels(frame: pd.DataFrame) -> list[str]:
+    """:func:`label` for every row of a training table (gradient_method may be NaN)."""
+    return [
+        label(o, m) for o, m in zip(frame.optimizer, frame.gradient_method.fillna(""), strict=True)
+    ]
+
+
 def parse(name: str) -> tuple[str, str]:
     """'gd/fd-central' → ('gd', 'fd-central'); 'powell' → ('powell', '')."""
     optimizer, _, method = name.partition("/")
@@ -280,25 +292,15 @@ def run_all(
     for i, ((optimizer, method), N, L, seed) in enumerate(plan, 1):
         same = (done.optimizer == optimizer) & (done.gradient_method.fillna("") == method)
         same &= (done.N == N) & (done.L == L) & (done.seed == seed) & (done.budget_s == t.budget_s)
-        name = f"{optimizer}/{method}" if method else optimizer
-        label = f"[{i}/{len(plan)}] {name:<24} N={N:<3} L={L} seed={seed}"
+        prefix = f"[{i}/{len(plan)}] {label(optimizer, method):<24} N={N:<3} L={L} seed={seed}"
         if same.any():
-            echo(f"{label} on file")
+            echo(f"{prefix} on file")
             continue
         entry = entries[method] if method else None
         if entry is not None and not entry.available:
             points, status, reason = [{}], "error", f"unavailable: {entry.reason}"
         else:
-            problem = make_problem(
-                N,
-                L,
-                settings.B,
-                activation=settings.activation,
-                loss=settings.loss,
-                bias=settings.bias,
-                dtype=settings.dtype,
-                seed=seed,
-            )
+            problem = settings.problem(N, L, seed)
             points, status, reason = train(
                 problem, optimizer, entry.method if entry else None, t.budget_s
             )
@@ -318,5 +320,5 @@ def run_all(
         write_atomic(done, csv)
         last = points[-1]
         loss, evals = last.get("loss", math.nan), last.get("evals", 0)
-        echo(f"{label} {status}: loss {loss:.4g} after {evals:.4g} evaluations {reason}")
+        echo(f"{prefix} {status}: loss {loss:.4g} after {evals:.4g} evaluations {reason}")
     return done

@@ -4,7 +4,11 @@ itself."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
+import pandas as pd
 import pytest
 
 
@@ -22,6 +26,22 @@ def rho_max(g, g_ref) -> float:
     """max ρ = |g − g*| / max(1, |g| + |g*|), written out again, independent of gradbench."""
     g, g_ref = np.asarray(g, float), np.asarray(g_ref, float)
     return float((np.abs(g - g_ref) / np.maximum(1, np.abs(g) + np.abs(g_ref))).max())
+
+
+def gradbench(*args: str) -> subprocess.CompletedProcess:
+    """The command line as a user runs it, in a fresh process."""
+    return subprocess.run(
+        [sys.executable, "-m", "gradbench", *args], capture_output=True, text=True
+    )
+
+
+def sweep_rows(out, plugin, method: str, N: str, L: str) -> pd.DataFrame:
+    """Sweep one plugin method over a small grid (one BLAS thread); its rows of the CSV."""
+    run = gradbench("run", "--out", str(out), "--N", N, "--L", L, "--threads", "1",
+                    "--plugin", str(plugin), "--methods", method)  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    table = pd.read_csv(out / "gradients.csv")
+    return table[table.method == method]
 
 
 @pytest.fixture

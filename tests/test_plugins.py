@@ -2,14 +2,12 @@
 
 import importlib
 import re
-import subprocess
 import sys
 import tomllib
 from pathlib import Path
 
-import pandas as pd
 import pytest
-from conftest import rho_max
+from conftest import gradbench, rho_max, sweep_rows
 
 from gradbench import registry
 from gradbench.methods.backprop import Backprop
@@ -28,12 +26,6 @@ def readme_plugin(tmp_path_factory) -> Path:
     return path
 
 
-def gradbench(*args):
-    return subprocess.run(
-        [sys.executable, "-m", "gradbench", *args], capture_output=True, text=True
-    )
-
-
 def test_readme_example_is_listed_checked_swept_and_reported(readme_plugin, tmp_path):
     listed = gradbench("list", "--plugin", str(readme_plugin))
     assert listed.returncode == 0 and "fd-backward" in listed.stdout
@@ -44,24 +36,7 @@ def test_readme_example_is_listed_checked_swept_and_reported(readme_plugin, tmp_
         line for line in checked.stdout.splitlines() if line.strip().startswith("fd-backward")
     )
     assert float(row.split()[2]) < 1e-6 and row.rstrip().endswith("ok")
-    run = gradbench(
-        "run",
-        "--out",
-        str(tmp_path),
-        "--N",
-        "2,4",
-        "--L",
-        "1,2",
-        "--threads",
-        "1",
-        "--plugin",
-        str(readme_plugin),
-        "--methods",
-        "fd-backward",
-    )
-    assert run.returncode == 0, run.stderr
-    table = pd.read_csv(tmp_path / "gradients.csv")
-    mine = table[table.method == "fd-backward"]
+    mine = sweep_rows(tmp_path, readme_plugin, "fd-backward", N="2,4", L="1,2")
     assert len(mine) == 4 and (mine.status == "ok").all() and (mine.grad_error < 1e-6).all()
     assert gradbench("report", "--out", str(tmp_path)).returncode == 0
     assert "fd-backward" in (tmp_path / "REPORT.md").read_text()
@@ -86,24 +61,8 @@ def test_example_package_registers_its_method_by_entry_point():
 def test_example_package_loads_as_a_file_and_joins_a_sweep(tmp_path):
     path = EXAMPLE / "gradbench_richardson.py"
     assert registry.discover([str(path)])["fd-richardson"].available
-    run = gradbench(
-        "run",
-        "--out",
-        str(tmp_path),
-        "--N",
-        "2,3",
-        "--L",
-        "1",
-        "--threads",
-        "1",
-        "--plugin",
-        str(path),
-        "--methods",
-        "fd-richardson",
-    )
-    assert run.returncode == 0, run.stderr
-    table = pd.read_csv(tmp_path / "gradients.csv")
-    assert (table[table.method == "fd-richardson"].status == "ok").all()
+    mine = sweep_rows(tmp_path, path, "fd-richardson", N="2,3", L="1")
+    assert len(mine) == 2 and (mine.status == "ok").all()
 
 
 def test_plugin_breaking_the_contract_is_named_with_what_is_wrong(tmp_path):

@@ -10,16 +10,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import gradbench
 
 from gradbench.results import GRADIENT_COLUMNS
 
 FAKES = str(Path(__file__).with_name("fake_methods.py"))
-
-
-def gradbench(*args, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "gradbench", *args], capture_output=True, text=True, **kwargs
-    )
 
 
 def sweep(out, *args):
