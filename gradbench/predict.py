@@ -302,3 +302,29 @@ def plain_duration(seconds: float) -> str:
             text = text if "e" not in text else f"{value:.1e}"
             return f"{text} {name}"
     raise AssertionError  # unreachable
+
+
+def table_for(g: pd.DataFrame, pres: analysis.Presentation, spec: dict) -> pd.DataFrame:
+    """What ``gradbench predict`` prints: per method the predicted time with its interval
+    (or why there is none), the largest P measured and, at a given N and L, the memory."""
+    laws = laws_of(g, pres)
+    P, N, L = size_of(spec, laws.bias)
+    times = predict_times(laws, P)
+    memory = predict_memory(laws, N, L) if N is not None else {}
+    rows = []
+    for r in times.itertuples():
+        m = memory.get(r.method)
+        rows.append(
+            {
+                "method": r.method,
+                "predicted seconds": "–" if r.no_prediction else f"{r.predicted_s:.3g}",
+                "95 % interval": "–" if r.no_prediction else f"{r.lo_s:.3g} – {r.hi_s:.3g}",
+                "in words": "–" if r.no_prediction else plain_duration(r.predicted_s),
+                "largest measured P": r.largest_measured_P,
+                "predicted memory (95 %)": f"{m.value:.3g} B ({m.lo:.3g} – {m.hi:.3g})"
+                if m
+                else "–",
+                "no prediction because": r.no_prediction or "–",
+            }
+        )
+    return pd.DataFrame(rows)
