@@ -94,6 +94,8 @@ class Laws:
     cost: pd.DataFrame
     memory: pd.DataFrame
     largest: dict[str, int]
+    families: dict[str, str]
+    law_cells: dict[str, int]
     bias: bool
     B: int
 
@@ -106,36 +108,46 @@ def laws_of(g: pd.DataFrame, pres: analysis.Presentation) -> Laws:
         str(g.bias.dropna().iloc[0]).lower() not in ("false", "0") if g.bias.notna().any() else True
     )
     B = int(g.B.dropna().iloc[0]) if g.B.notna().any() else 0
+    families = {m: pres.family_of(m, k).name for m, k in zip(ok.method, ok.kind, strict=True)}
+    counts = fits.law_cells(g).method.value_counts().to_dict()
     return Laws(
-        fits.forward_law(g), fits.cost_laws(g, pres), memory_laws(g, pres), largest, bias, B
+        fits.forward_law(g),
+        fits.cost_laws(g, pres),
+        memory_laws(g, pres),
+        largest,
+        families,
+        counts,
+        bias,
+        B,
     )
 
 
 def predict_times(laws: Laws, P: int) -> pd.DataFrame:
-    """One row per method with a cost law: predicted seconds and interval, or the reason
-    there is none; the largest measured P beside it."""
+    """One row per measured method: predicted seconds and interval, or the reason there
+    is none; the largest measured P beside it."""
     forward_problem = (
         "no forward-time law" if laws.forward.empty else law_problem(laws.forward.iloc[0])
     )
+    cost = laws.cost.set_index("method")
     rows = []
-    for row in laws.cost.itertuples(index=False):
-        row = pd.Series(row._asdict())
+    for method in sorted(laws.largest):
+        row = cost.loc[method] if method in cost.index else None
         why = forward_problem and f"the forward pass: {forward_problem}"
+        if not why and row is None:
+            why = f"its law has {laws.law_cells.get(method, 0)} cells (needs {MIN_CELLS})"
         why = why or law_problem(row)
-        est = (
-            None
-            if why
-            else combine([fits.line_of(laws.forward.iloc[0]), fits.line_of(row)], math.log(P))
-        )
+        est = None
+        if not why:
+            est = combine([fits.line_of(laws.forward.iloc[0]), fits.line_of(row)], math.log(P))
         rows.append(
             {
-                "method": row.method,
-                "family": row.family,
+                "method": method,
+                "family": laws.families[method],
                 "P": P,
                 "predicted_s": est.value if est else math.nan,
                 "lo_s": est.lo if est else math.nan,
                 "hi_s": est.hi if est else math.nan,
-                "largest_measured_P": laws.largest.get(row.method, 0),
+                "largest_measured_P": laws.largest[method],
                 "no_prediction": why or "",
             }
         )
