@@ -51,6 +51,11 @@ def load_gradients(path: Path) -> pd.DataFrame:
     unknown = sorted(set(frame.status.astype(str)) - set(STATUSES))
     if unknown:
         raise GradbenchError(f"{path} is corrupt or truncated: status {unknown[0]!r} in a row")
+    return load_gradients_frame(frame)
+
+
+def load_gradients_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame with every column the report reads, NaN where absent."""
     return frame.reindex(
         columns=list(dict.fromkeys(REQUIRED + ["status"] + OPTIONAL + list(frame)))
     )
@@ -79,7 +84,7 @@ def main_configuration(g: pd.DataFrame) -> pd.DataFrame:
 
 def unavailable(g: pd.DataFrame) -> pd.Series:
     """True for rows of a method that could not be loaded (a missing optional package)."""
-    return g["reason"].fillna("").astype(str).str.startswith("unavailable")
+    return g["reason"].astype("string").fillna("").str.startswith("unavailable").astype(bool)
 
 
 def methods_only(g: pd.DataFrame) -> pd.DataFrame:

@@ -39,8 +39,18 @@ def style(g: pd.DataFrame, pres: Presentation) -> dict[str, dict]:
             m for m, k in zip(g.method, g.kind, strict=True) if pres.family_of(m, k) is fam
         )
         for i, m in enumerate(dict.fromkeys(listed + extra)):
-            out[m] = {"color": fam.colour, "marker": MARKERS[i % len(MARKERS)], "family": fam}
+            out[m] = {
+                "color": shade(fam.colour, i),
+                "marker": MARKERS[i % len(MARKERS)],
+                "family": fam,
+            }
     return out
+
+
+def shade(colour: str, i: int) -> tuple:
+    """The family's colour for its first method, mixed toward white for later ones."""
+    rgb = np.array(matplotlib.colors.to_rgb(colour))
+    return tuple(rgb + (1 - rgb) * min(0.6, 0.2 * i))
 
 
 def depth_style(depths) -> dict[int, str]:
@@ -52,6 +62,7 @@ def depth_style(depths) -> dict[int, str]:
 def _log_axes(ax, title: str, xlabel: str, ylabel: str) -> None:
     ax.set(title=title, xlabel=xlabel, ylabel=ylabel, xscale="log", yscale="log")
     ax.grid(True, which="major", alpha=0.3)
+    ax.minorticks_off()  # decades are enough to read, and layout stays fast
 
 
 def _families_present(g: pd.DataFrame, pres: Presentation) -> list:
@@ -186,10 +197,14 @@ def by_family(
         ax.legend(fontsize=7, loc="best")
     for ax in list(axes.flat)[len(families) :]:
         ax.axis("off")
+    for ax in axes.flat:
+        ax.label_outer()
     handles = [Line2D([], [], color="k", ls=ls, label=f"L = {L}") for L, ls in depths.items()]
     fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=8)
     fig.suptitle(title)
-    fig.tight_layout(rect=(0, 0.06, 1, 0.96))
+    fig.subplots_adjust(
+        left=0.07, right=0.98, bottom=0.1 + 0.04 / rows, top=0.9, wspace=0.08, hspace=0.3
+    )
     return fig
 
 
@@ -300,12 +315,6 @@ def time_memory(g: pd.DataFrame, pres: Presentation) -> Figure:
     return fig
 
 
-def has_memory(g: pd.DataFrame) -> bool:
-    ok = analysis.measured(g)
-    ok = ok[ok.peak_rss_bytes > 0]
-    return ok.L.nunique() >= 2 or ok.B.nunique() >= 2
-
-
 # ---------------------------------------------------------------- symbolic
 
 
@@ -360,44 +369,40 @@ def has_symbolic(g: pd.DataFrame) -> bool:
 # ---------------------------------------------------------------- all of them
 
 
-def save(figures: dict, out: Path) -> list[Path]:
-    """Draw and save each figure as PNG and SVG; returns the PNG paths in order."""
+def save(figures: dict, out: Path, formats: tuple[str, ...] = ("png", "svg")) -> list[Path]:
+    """Draw and save each figure (PNG and SVG by default); returns the PNG paths in order."""
     out.mkdir(parents=True, exist_ok=True)
     paths = []
     for name, draw in figures.items():
         fig = draw()
-        for ext in ("png", "svg"):
+        for ext in formats:
             fig.savefig(out / f"{name}.{ext}", dpi=110, bbox_inches="tight")
         plt.close(fig)
         paths.append(out / f"{name}.png")
     return paths
 
 
-def draw_all(
-    g: pd.DataFrame,
-    out: Path,
-    pres: Presentation,
-    laws: pd.DataFrame,
-    crossovers: pd.DataFrame | None = None,
-) -> list[Path]:
-    """The headline figure (first), the family figures and, where the columns have data,
-    the symbolic figure, for one machine and configuration; returns the PNG paths."""
-    figures = {"answer": lambda: answer(g, laws, pres, crossovers)} | family_figures(g, pres)
+def figures(
+    g: pd.DataFrame, pres: Presentation, laws: pd.DataFrame, crossovers: pd.DataFrame | None = None
+) -> dict:
+    """Name → drawing function: the headline figure (first), the family figures and,
+    where the columns have data, the symbolic figure, for one machine and configuration."""
+    out = {"answer": lambda: answer(g, laws, pres, crossovers)} | family_figures(g, pres)
     if has_symbolic(g):
-        figures["symbolic_sizes"] = lambda: symbolic_sizes(g)
-    return save(figures, out)
+        out["symbolic_sizes"] = lambda: symbolic_sizes(g)
+    return out
 
 
-def draw_memory(g: pd.DataFrame, out: Path, pres: Presentation) -> list[Path]:
-    """Memory figures from one machine's rows (several batch sizes allowed), where the
-    peak memory varies over L or B."""
+def memory_figures(g: pd.DataFrame, pres: Presentation) -> dict:
+    """Name → drawing function for the memory figures of one machine's rows (several batch
+    sizes allowed), where the measured peak varies over L or over B."""
     ok = analysis.measured(g)
     ok = ok[ok.peak_rss_bytes > 0]
-    figures = {}
+    out = {}
     if ok.L.nunique() >= 2:
-        figures["memory_vs_L"] = lambda: memory_against(g, pres, "L")
+        out["memory_vs_L"] = lambda: memory_against(g, pres, "L")
     if ok.B.nunique() >= 2:
-        figures["memory_vs_B"] = lambda: memory_against(g, pres, "B")
-    if figures:
-        figures["time_memory"] = lambda: time_memory(g, pres)
-    return save(figures, out)
+        out["memory_vs_B"] = lambda: memory_against(g, pres, "B")
+    if out:
+        out["time_memory"] = lambda: time_memory(g, pres)
+    return out

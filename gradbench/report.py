@@ -369,7 +369,7 @@ def predictions_section(g, pres, summary) -> str:
 def memory_section(g: pd.DataFrame, pres) -> str | None:
     ok = analysis.measured(g)
     ok = ok[ok.peak_rss_bytes > 0]
-    if not plots.has_memory(g):
+    if not plots.memory_figures(g, pres):
         return None
     rows = []
     for (method, N, B), cells in ok.groupby(["method", "N", "B"]):
@@ -483,8 +483,8 @@ def build(out: Path) -> Path:
     nl = fits.fit_all(g)
     write_atomic(nl, out / "fits_NL.csv")
     _, summary, crossovers, training_text, training_figures = training_parts(out)
-    figures = plots.draw_all(g, out / "plots", pres, laws, crossovers)
-    figures += plots.draw_memory(mine, out / "plots", pres)
+    drawn = plots.figures(g, pres, laws, crossovers) | plots.memory_figures(mine, pres)
+    figures = plots.save(drawn, out / "plots")
     cost = laws[laws.method != analysis.FORWARD]
     sections = [
         ("Per method, at the size where most were measured", method_table(g, cost, pres)),

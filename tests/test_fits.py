@@ -5,9 +5,9 @@ import math
 
 import numpy as np
 import pytest
+import report_fixtures as fx
 
 from gradbench import analysis, fits
-import report_fixtures as fx
 
 
 @pytest.fixture(scope="module")
