@@ -44,7 +44,7 @@ def test_answer_draws_the_three_headline_methods_with_their_fitted_slopes(g, law
     container = next(
         c for c in left.containers if c.get_label() and c.get_label().startswith("backprop")
     )
-    drawn = np.sort(container.lines[0].get_ydata())
+    drawn = np.sort(np.asarray(container.lines[0].get_ydata(), float))
     ok = g[(g.method == "backprop") & (g.status == "ok")]
     np.testing.assert_allclose(drawn, np.sort(ok.ratio_to_forward.to_numpy(float)))
     # the crossover panel: one row per optimizer, reached (filled) and crossover (hollow)
