@@ -46,8 +46,11 @@ CONFIGURATION = ["B", "dtype", "activation", "loss", "bias", "seed"]
 
 def load_gradients(path: Path) -> pd.DataFrame:
     """gradients.csv with every column the report reads (NaN where an older file lacks
-    one); refused with one line when corrupt or carrying a status the report does not know."""
-    frame = read_table(path, REQUIRED + ["status"])
+    one); refused with one line when corrupt or carrying a status the report does not
+    know (checked here, so that a newer sweep's statuses are read by this report)."""
+    frame = read_table(path, REQUIRED)
+    if "status" not in frame:
+        raise GradbenchError(f"{path} is corrupt or not a gradbench table: no column 'status'")
     unknown = sorted(set(frame.status.astype(str)) - set(STATUSES))
     if unknown:
         raise GradbenchError(f"{path} is corrupt or truncated: status {unknown[0]!r} in a row")

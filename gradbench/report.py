@@ -105,7 +105,6 @@ def spread_line(g: pd.DataFrame, pres) -> str | None:
     method, as multiples of backprop's time."""
     N, L = analysis.reference_size(g)
     names = [m for f in ("per-weight", "finite-differences") for m in pres.by_name(f).methods]
-    names += [m for m in g.method.unique() if pres.family_of(m, "").name == "other"]
     pair = analysis.extremes(g, names, N, L)
     if pair is None:
         return None
@@ -139,7 +138,8 @@ def first_screen(g, laws, pres, crossovers) -> list[str]:
     lines += [spread_line(g, pres), crossover_line(crossovers)]
     return [
         "**Why backprop: its gradient costs a few forward passes whatever P is; a gradient "
-        "weight by weight costs ∝ P of them.** Measured here (95 % intervals in brackets):",
+        "weight by weight costs ∝ P of them.** Measured on this machine (paired intervals "
+        "in brackets):",
         "",
         *[line for line in lines if line],
         "",
