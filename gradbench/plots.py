@@ -31,14 +31,16 @@ HEADLINE_FAMILIES = ("reverse", "per-weight", "finite-differences", "symbolic")
 
 
 def style(g: pd.DataFrame, pres: Presentation) -> dict[str, dict]:
-    """Method → colour (its family's), marker (its place in the family), family name."""
+    """Method → colour (its family's, lighter for later methods), marker and family. A
+    method's place is its place in the family's list in report.toml (plugins after, by
+    name), so it looks the same in every figure, whichever methods a figure shows."""
     out = {}
     for fam in pres.families:
-        listed = [m for m in fam.methods if m in set(g.method)]
         extra = sorted(
-            m for m, k in zip(g.method, g.kind, strict=True) if pres.family_of(m, k) is fam
+            {m for m, k in zip(g.method, g.kind, strict=True) if pres.family_of(m, k) is fam}
+            - set(fam.methods)
         )
-        for i, m in enumerate(dict.fromkeys(listed + extra)):
+        for i, m in enumerate([*fam.methods, *extra]):
             out[m] = {
                 "color": shade(fam.colour, i),
                 "marker": MARKERS[i % len(MARKERS)],
@@ -197,8 +199,11 @@ def by_family(
         ax.legend(fontsize=7, loc="best")
     for ax in list(axes.flat)[len(families) :]:
         ax.axis("off")
-    for ax in axes.flat:
-        ax.label_outer()
+    for i, ax in enumerate(axes.flat):  # axis labels on the outer panels only
+        lowest = i + cols >= len(families)
+        ax.xaxis.set_tick_params(labelbottom=lowest)
+        ax.set_xlabel(ax.get_xlabel() if lowest else "")
+        ax.set_ylabel(ax.get_ylabel() if i % cols == 0 else "")
     handles = [Line2D([], [], color="k", ls=ls, label=f"L = {L}") for L, ls in depths.items()]
     fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=8)
     fig.suptitle(title)
