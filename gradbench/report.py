@@ -398,10 +398,31 @@ def memory_section(g: pd.DataFrame, pres) -> str | None:
             }
         )
     return (
-        "Peak resident memory above the worker's baseline for one gradient "
+        checkpoint_sentence(ok)
+        + "Peak resident memory above the worker's baseline for one gradient "
         "(`peak_rss_bytes`). Theory: backprop ∝ L·B·N + P, checkpointed ∝ √L·B·N + P, "
         "forward mode and finite differences ∝ B·N + P.\n\n"
         + (table(pd.DataFrame(rows)) if rows else "_Too few depths per method to fit._")
+    )
+
+
+def checkpoint_sentence(ok: pd.DataFrame) -> str:
+    """What backprop pays in memory and what checkpointing buys back, at the deepest (then
+    widest) size where both were measured (empty when they were not)."""
+    both = ok[ok.method.isin(["backprop", "backprop-checkpoint"])]
+    pairs = both.pivot_table(index=["N", "L", "B"], columns="method", values="peak_rss_bytes")
+    pairs = pairs.dropna()
+    if pairs.empty or len(pairs.columns) < 2:
+        return ""
+    N, L, B = max(pairs.index, key=lambda k: (k[1], k[0], k[2]))  # deepest, then widest
+    cell = ok[(ok.method == "backprop-checkpoint") & (ok.N == N) & (ok.L == L) & (ok.B == B)]
+    back, check = pairs.loc[(N, L, B), "backprop"], pairs.loc[(N, L, B), "backprop-checkpoint"]
+    return (
+        f"At N = {N}, L = {L}, B = {B} backprop's gradient needs {back / 2**20:.3g} MiB above "
+        f"the baseline (`peak_rss_bytes`); checkpointing needs {check / 2**20:.3g} MiB "
+        f"({check / back:.2f} of it) and takes "
+        f"{fmt_interval(analysis.ratio(cell.iloc[0], 'ratio_to_backprop'))} backprop's time "
+        "(`ratio_to_backprop`).\n\n"
     )
 
 

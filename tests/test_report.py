@@ -142,6 +142,16 @@ def test_memory_slopes_against_L_are_fitted_per_method(text):
     assert "| 1.00 ± 0.00 |" in row
 
 
+def test_the_memory_section_says_what_checkpointing_buys_back(text, g):
+    ok = g[(g.status == "ok") & (g.N == 512) & (g.L == 4)].set_index("method")
+    back, check = (
+        ok.loc["backprop", "peak_rss_bytes"],
+        ok.loc["backprop-checkpoint", "peak_rss_bytes"],
+    )
+    assert f"At N = 512, L = 4, B = 64 backprop's gradient needs {back / 2**20:.3g} MiB" in text
+    assert f"checkpointing needs {check / 2**20:.3g} MiB ({check / back:.2f} of it)" in text
+
+
 def test_a_first_wave_csv_still_gives_a_report(tmp_path, monkeypatch):
     write_atomic(fx.legacy(fx.gradients()), tmp_path / "gradients.csv")
     monkeypatch.setattr(plots, "save", fake_save)
