@@ -64,7 +64,6 @@ def depth_style(depths) -> dict[int, str]:
 def _log_axes(ax, title: str, xlabel: str, ylabel: str) -> None:
     ax.set(title=title, xlabel=xlabel, ylabel=ylabel, xscale="log", yscale="log")
     ax.grid(True, which="major", alpha=0.3)
-    ax.minorticks_off()  # decades are enough to read, and layout stays fast
 
 
 def _families_present(g: pd.DataFrame, pres: Presentation) -> list:
@@ -132,7 +131,7 @@ def crossover_panel(ax, crossovers: pd.DataFrame | None) -> None:
     ax.set(title="Training without gradients", xscale="log", xlabel="parameters P (log)")
     if crossovers is None or crossovers.empty:
         ax.text(0.5, 0.5, "no training results", ha="center", va="center", transform=ax.transAxes)
-        ax.set_yticks([])
+        ax.set(xscale="linear", xticks=[], yticks=[], xlabel="")
         return
     rows = crossovers.sort_values("optimizer").reset_index(drop=True)
     y = np.arange(len(rows))
@@ -146,8 +145,13 @@ def crossover_panel(ax, crossovers: pd.DataFrame | None) -> None:
         label="P where it stops reaching it",
     )
     ax.set_yticks(y, rows.optimizer, fontsize=8)
+    ax.set_ylim(-1.5, len(rows) - 0.5)  # room below the last optimizer for the legend
+    ax.margins(x=0.15)
+    ax.minorticks_off()
+    sizes = sorted(set(rows.largest_P_reached.dropna()) | set(rows.crossover_P.dropna()))
+    ax.set_xticks(sizes, [f"{int(P)}" for P in sizes], fontsize=8)  # the sizes trained
     ax.grid(True, axis="x", alpha=0.3)
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, loc="lower right", ncol=2)
 
 
 def answer(g, laws, pres, crossovers=None) -> Figure:
@@ -196,6 +200,7 @@ def by_family(
         if y == "time_median_s":
             _projected(ax, g, fam, styles)
         _log_axes(ax, fam.label, "parameters P (log)", ylabel)
+        ax.minorticks_off()  # decades are enough on these wide axes, and layout stays fast
         ax.legend(fontsize=7, loc="best")
     for ax in list(axes.flat)[len(families) :]:
         ax.axis("off")
@@ -272,7 +277,7 @@ def memory_against(g: pd.DataFrame, pres: Presentation, x: str) -> Figure:
     ok = analysis.measured(g)
     ok = ok[ok.peak_rss_bytes > 0]
     fixed = [c for c in ("N", "L", "B") if c != x]
-    at = ok.groupby(fixed).method.count().idxmax()
+    at = _busiest(ok, fixed)
     cells = ok[(ok[fixed[0]] == at[0]) & (ok[fixed[1]] == at[1])]
     styles = style(g, pres)
     fig, ax = plt.subplots(figsize=(7, 5))
@@ -297,11 +302,19 @@ def memory_against(g: pd.DataFrame, pres: Presentation, x: str) -> Figure:
     return fig
 
 
+def _busiest(ok: pd.DataFrame, keys: list[str]) -> tuple:
+    """The value of ``keys`` with the most methods measured; among ties the largest (in the
+    order of ``keys``), where memory differences show most."""
+    counts = ok.groupby(keys).method.nunique()
+    return max(counts[counts == counts.max()].index)
+
+
 def time_memory(g: pd.DataFrame, pres: Presentation) -> Figure:
     """One point per method at the size where the most methods have both time and memory."""
     ok = analysis.measured(g)
     ok = ok[ok.peak_rss_bytes > 0]
-    size = ok.groupby(["N", "L", "B"]).method.nunique().idxmax()
+    size = _busiest(ok, ["L", "N", "B"])
+    size = (size[1], size[0], size[2])
     at = ok[(ok.N == size[0]) & (ok.L == size[1]) & (ok.B == size[2])]
     styles = style(g, pres)
     fig, ax = plt.subplots(figsize=(7, 5))
@@ -323,7 +336,7 @@ def time_memory(g: pd.DataFrame, pres: Presentation) -> Figure:
 # ---------------------------------------------------------------- symbolic
 
 
-def symbolic_sizes(g: pd.DataFrame) -> Figure:
+def symbolic_sizes(g: pd.DataFrame, pres: Presentation) -> Figure:
     """Derivative size ÷ forward size (raw and after CSE) and derivation time against P."""
     cells = analysis.measured(g)[lambda d: d.ops_forward > 0].drop_duplicates(["N", "L"])
     cells = cells.sort_values("P")
@@ -350,14 +363,14 @@ def symbolic_sizes(g: pd.DataFrame) -> Figure:
         "operations ÷ forward's (log)",
     )
     left.legend(fontsize=8)
+    styles = style(g, pres)
     for method, rows in analysis.measured(g)[lambda d: d.ops_forward > 0].groupby("method"):
         line = fits.growth(rows, "P", "prepare_s")
         text = f" (∝ P^{line.slope:.2f} ± {line.slope_se:.2f})" if line else ""
+        rows = rows.sort_values("P")
+        s = styles[method]
         right.plot(
-            rows.sort_values("P").P,
-            rows.sort_values("P").prepare_s,
-            marker="o",
-            label=f"{method}{text}",
+            rows.P, rows.prepare_s, marker=s["marker"], color=s["color"], label=f"{method}{text}"
         )
     _log_axes(
         right, "Derivation and compilation time", "parameters P (log)", "prepare seconds (log)"
@@ -394,7 +407,7 @@ def figures(
     where the columns have data, the symbolic figure, for one machine and configuration."""
     out = {"answer": lambda: answer(g, laws, pres, crossovers)} | family_figures(g, pres)
     if has_symbolic(g):
-        out["symbolic_sizes"] = lambda: symbolic_sizes(g)
+        out["symbolic_sizes"] = lambda: symbolic_sizes(g, pres)
     return out
 
 
