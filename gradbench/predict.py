@@ -262,16 +262,14 @@ def backtest(
     """Fit the laws on the cells with P < cutoff, predict each measured cell at or above
     it; one row per held-out cell with the interval and whether the measurement is inside.
 
-    Only cells in the forward law's own regime are held out (their forward pass passes
-    fits.forward_cells' dispatch rule): a prediction claims nothing about sizes whose
-    forward pass is dispatch-bound. With ``forward_below=False`` the forward-time law keeps
-    every size (the forward pass is timed everywhere) and only the cost laws are held out."""
+    Only cells a cost law would admit are held out (fits.law_cells: the method's work
+    dominates its overhead), since a law claims nothing about the others. With
+    ``forward_below=False`` the forward-time law keeps every size (the forward pass is timed
+    everywhere) and only the cost laws are held out."""
     laws = laws_of(g[g.P < cutoff_P], pres)
     if not forward_below:
         laws = replace(laws, forward=fits.forward_law(g))
-    regime = set(zip(*fits.forward_cells(g)[["N", "L"]].to_numpy().T, strict=True))
-    held = analysis.measured(g)[lambda d: d.P >= cutoff_P]
-    held = held[[(n, l) in regime for n, l in zip(held.N, held.L, strict=True)]]
+    held = fits.law_cells(g)[lambda d: d.P >= cutoff_P]
     rows = []
     for P, cells in held.groupby("P"):
         predicted = predict_times(laws, int(P)).set_index("method")
