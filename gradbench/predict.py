@@ -296,6 +296,13 @@ def backtest(
     )
 
 
+def backtest_at_median(g: pd.DataFrame, pres: analysis.Presentation) -> tuple[float, pd.DataFrame]:
+    """The backtest the report quotes: the cutoff at the median P of all cells a cost law
+    admits (the laws see the lower half and predict the upper), cost laws held out."""
+    cutoff = float(fits.law_cells(g).P.median())
+    return cutoff, backtest(g, pres, cutoff, forward_below=False)
+
+
 # ---------------------------------------------------------------- words
 
 

@@ -135,6 +135,19 @@ def test_new_measurement_sections_appear_with_their_data(text):
     assert "**predicted**" in text
 
 
+def test_the_prediction_section_quotes_its_own_backtest(text, g):
+    from gradbench import analysis, predict
+
+    cutoff, held = predict.backtest_at_median(
+        analysis.main_configuration(g), analysis.load_presentation()
+    )
+    if len(held):
+        expected = f"below P = {cutoff:.0f} (the median P of the cells a law admits) put "
+        assert expected + f"{int(held.inside.sum())} of {len(held)} measured cells" in text
+    else:  # the fixture's laws below the median are too short to predict anything
+        assert "Backtest: no cell above the median P had a law to predict it." in text
+
+
 def test_memory_slopes_against_L_are_fitted_per_method(text):
     section = text[text.index("## Memory") :]
     row = next(line for line in section.splitlines() if line.startswith("| backprop | 512 |"))
