@@ -116,10 +116,11 @@ def spread_line(g: pd.DataFrame, pres) -> str | None:
     )
 
 
-def crossover_line(crossovers: pd.DataFrame | None) -> str:
-    """The second question: where gradient-free optimizers stop reaching the target."""
+def crossover_line(crossovers: pd.DataFrame | None, missing: str) -> str:
+    """The second question: where gradient-free optimizers stop reaching the target
+    (``missing`` says why there is no answer when there are no crossovers)."""
     if crossovers is None or crossovers.empty:
-        return "- Gradient-free training: no training results for this machine (`gradbench train`)."
+        return f"- Gradient-free training: {missing}."
     parts = []
     for r in crossovers.sort_values("optimizer").itertuples():
         if pd.notna(r.crossover_P):
@@ -132,10 +133,10 @@ def crossover_line(crossovers: pd.DataFrame | None) -> str:
     )
 
 
-def first_screen(g, laws, pres, crossovers) -> list[str]:
+def first_screen(g, laws, pres, crossovers, missing: str) -> list[str]:
     """At most ~10 lines answering both questions, every number with interval or source."""
     lines = [cost_line(g, laws, pres, f) for f in plots.HEADLINE_FAMILIES]
-    lines += [spread_line(g, pres), crossover_line(crossovers)]
+    lines += [spread_line(g, pres), crossover_line(crossovers, missing)]
     return [
         "**Why backprop: its gradient costs a few forward passes whatever P is; a gradient "
         "weight by weight costs ∝ P of them.** Measured on this machine (paired intervals "
@@ -478,6 +479,10 @@ def symbolic_section(g: pd.DataFrame) -> str | None:
 # ---------------------------------------------------------------- training (helper modules)
 
 
+NO_TRAINING_ANALYSIS = "the training analysis is not part of this version"
+NO_TRAINING = "no training results for this machine (run `gradbench train`)"
+
+
 def training_parts(out: Path):
     """(trajectories, summary, crossovers, section text, figure paths) from the training
     modules where they exist; Nones and a one-line note where they do not yet."""
@@ -485,14 +490,19 @@ def training_parts(out: Path):
     try:
         from gradbench import training_analysis, training_plots, training_report
     except ImportError:
-        return t, None, None, "_The training analysis is not installed in this version._", []
+        return t, None, None, NO_TRAINING_ANALYSIS, []
     if t.empty:
-        return t, None, None, "_No training results (run `gradbench train`)._", []
+        return t, None, None, NO_TRAINING, []
     summary = training_analysis.summarize(t)
     write_atomic(summary, out / "training_summary.csv")
     crossovers = training_analysis.crossovers(summary)
     figures = training_plots.draw_all(t, summary, out / "plots")
     return t, summary, crossovers, training_report.section(t, summary), figures
+
+
+def training_section(text: str, crossovers: pd.DataFrame | None) -> str:
+    """The training helper's section, or why there is none (a sentence of its own)."""
+    return text if crossovers is not None else f"_{text[0].upper()}{text[1:]}._"
 
 
 # ---------------------------------------------------------------- the whole report
@@ -512,6 +522,7 @@ def build(out: Path) -> Path:
     nl = fits.fit_all(g)
     write_atomic(nl, out / "fits_NL.csv")
     _, summary, crossovers, training_text, training_figures = training_parts(out)
+    missing = training_text if crossovers is None else "no gradient-free optimizer was trained"
     drawn = plots.figures(g, pres, laws, crossovers) | plots.memory_figures(mine, pres)
     figures = plots.save(drawn, out / "plots")
     cost = laws[laws.method != analysis.FORWARD]
@@ -522,7 +533,7 @@ def build(out: Path) -> Path:
             "What it would cost at sizes nobody can time (predicted)",
             predictions_section(g, pres, summary),
         ),
-        ("Training with and without gradients", training_text),
+        ("Training with and without gradients", training_section(training_text, crossovers)),
         ("Differentiate the whole function directly?", symbolic_section(g)),
         ("Memory", memory_section(mine, pres)),
         ("As fast as the best: targets", targets_section(g, pres)),
@@ -539,7 +550,7 @@ def build(out: Path) -> Path:
         "",
         machine_line(mine),
         "",
-        *first_screen(g, cost, pres, crossovers),
+        *first_screen(g, cost, pres, crossovers, missing),
         "",
         QUESTION,
         "",

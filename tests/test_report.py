@@ -172,6 +172,7 @@ def test_a_first_wave_csv_still_gives_a_report(tmp_path, monkeypatch):
     text = (tmp_path / "REPORT.md").read_text()
     assert "(unpaired: no interval)" in text and not re.search(r"\bnan\b", text)
     assert "## Memory" not in text and "## Differentiate" not in text
+    assert "- Gradient-free training: " in text  # says why there is no crossover, in words
 
 
 def test_predict_prints_predictions_beside_the_largest_measured_size(built, capsys):
