@@ -479,6 +479,17 @@ def symbolic_section(g: pd.DataFrame) -> str | None:
 # ---------------------------------------------------------------- training (helper modules)
 
 
+def training_summary(training_analysis, t: pd.DataFrame, out: Path) -> pd.DataFrame:
+    """The training summary: from ``training_analysis.summarize`` where it exists (written
+    to training_summary.csv), else the training_summary.csv ``gradbench train`` wrote."""
+    summarize = getattr(training_analysis, "summarize", None)
+    if summarize is None:
+        return read_table(out / "training_summary.csv", ["optimizer", "P"])
+    summary = summarize(t)
+    write_atomic(summary, out / "training_summary.csv")
+    return summary
+
+
 NO_TRAINING_ANALYSIS = "the training analysis is not part of this version"
 NO_TRAINING = "no training results for this machine (run `gradbench train`)"
 
@@ -493,8 +504,7 @@ def training_parts(out: Path):
         return t, None, None, NO_TRAINING_ANALYSIS, []
     if t.empty:
         return t, None, None, NO_TRAINING, []
-    summary = training_analysis.summarize(t)
-    write_atomic(summary, out / "training_summary.csv")
+    summary = training_summary(training_analysis, t, out)
     crossovers = training_analysis.crossovers(summary)
     figures = training_plots.draw_all(t, summary, out / "plots")
     return t, summary, crossovers, training_report.section(t, summary), figures
