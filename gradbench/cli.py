@@ -200,6 +200,28 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_predict(args: argparse.Namespace) -> int:
+    from gradbench import analysis, predict
+
+    if (args.P is None) == (args.N is None or args.L is None) or (args.N is None) != (
+        args.L is None
+    ):
+        raise GradbenchError("give either --P, or both --N and --L")
+    spec = {"P": args.P} if args.P is not None else {"N": args.N, "L": args.L}
+    g = analysis.load_gradients(Path(args.out) / "gradients.csv")
+    g = analysis.main_configuration(analysis.latest_machine(g))
+    P = predict.size_of(spec, predict.laws_of(g, analysis.load_presentation()).bias)[0]
+    first = g.iloc[-1]
+    print(
+        f"PREDICTED (not measured) time of one gradient at P = {P} on "
+        f"{first[analysis.machine_key(g)]}, from {Path(args.out) / 'gradients.csv'}: "
+        "forward-time law × cost law; 95 % prediction intervals from both fits' covariance."
+    )
+    table = predict.table_for(g, analysis.load_presentation(), spec)
+    print(table.to_string(index=False))
+    return 0
+
+
 def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile", default="default", help="profile in the config file")
     p.add_argument("--config", help="a TOML file of profiles (default: the packaged grids.toml)")
@@ -240,6 +262,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="fits, figures and REPORT.md from the CSV files alone")
     p.add_argument("--out", default="results", help="results folder (default results/)")
     p.set_defaults(func=cmd_report)
+    p = sub.add_parser("predict", help="predicted time of one gradient at a size not measured")
+    p.add_argument("--out", default="results", help="results folder (default results/)")
+    p.add_argument("--P", type=positive_float, help="number of weights, e.g. 25e6")
+    p.add_argument("--N", type=positive_int, help="width (with --L)")
+    p.add_argument("--L", type=positive_int, help="depth (with --N)")
+    p.set_defaults(func=cmd_predict)
     return parser
 
 

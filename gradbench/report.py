@@ -1,54 +1,62 @@
 """results/REPORT.md: the student's question answered with this machine's numbers.
 
 Everything is read from the CSV files (gradients.csv, training.csv) and the tables derived
-from them (fits.csv, training_summary.csv), so anyone can redraw the report from shared
-CSVs. Every number in the sections between "The answer" and "Machine and software" is a
-value of one of those tables, printed to three significant digits.
+from them (fits.csv, training_summary.csv). The report describes the rows of one machine
+(the latest fingerprint) and one configuration; it opens with the answer: a first screen
+whose every number carries its interval or names its source column.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
 import math
 from pathlib import Path
 
 import pandas as pd
 
-from gradbench import fits, plots, training
-from gradbench.results import (
-    GRADIENT_COLUMNS,
-    TRAINING_COLUMNS,
-    read_table,
-    write_atomic,
-    write_text_atomic,
-)
+from gradbench import analysis, fits, plots, predict
+from gradbench.errors import GradbenchError
+from gradbench.results import TRAINING_COLUMNS, read_table, write_atomic, write_text_atomic
 
+FIRST_SCREEN_END = "![answer](plots/answer.png)"
 QUESTION = """\
-An MLP with L dense layers of N neurons is one big function of its P = L·(N² + N)
-weights. Why do we train it with **backpropagation** rather than differentiating that
-function weight by weight, estimating each derivative numerically, or searching for good
-weights without any gradient at all? Theory says: reverse mode gives the whole gradient
-for a small constant times one forward pass, whatever P is; per-weight methods (finite
-differences, forward mode one weight at a time, complex step) need work proportional to P
-forward passes, so their time grows like P²; gradient-free search uses no derivative and
-degrades as P grows. This report puts this machine's measurements beside that theory."""
-
-CHECKED_END = "## Machine and software"
+An MLP with L dense layers of N neurons is one function of its P = L·(N² + N) weights.
+Why train it with **backpropagation** rather than differentiating that function weight by
+weight, estimating each derivative numerically, or searching without any gradient? Theory:
+reverse mode gives the whole gradient for a few forward passes whatever P is; per-weight
+methods need work ∝ P forward passes; gradient-free search degrades as P grows."""
 
 
-def fmt(x: float) -> str:
-    """Three significant digits, no thousands separators."""
+# ---------------------------------------------------------------- formatting
+
+
+def fmt(x: float | None) -> str:
+    """Three significant digits; '–' for a missing value (never 'nan')."""
     return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.3g}"
 
 
-def fmt_time(seconds: float) -> str:
+def fmt_time(seconds: float | None) -> str:
     if seconds is None or math.isnan(seconds):
         return "–"
     for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)):
         if seconds >= scale or unit == "µs":
             return f"{seconds / scale:.3g} {unit}"
     raise AssertionError  # unreachable
+
+
+def fmt_interval(iv: analysis.Interval) -> str:
+    """'2.31× [2.2, 2.4]', or the value with '(unpaired: no interval)'."""
+    if iv.has_interval:
+        return f"{fmt(iv.value)}× [{fmt(iv.lo)}, {fmt(iv.hi)}]"
+    return f"{fmt(iv.value)}× (unpaired: no interval)"
+
+
+def fmt_range(value: float, lo: float, hi: float, f=fmt) -> str:
+    """A prediction with its interval: '1.2 s (0.5 s – 3 s)'."""
+    return f"{f(value)} ({f(lo)} – {f(hi)})"
+
+
+def fmt_slope(row: pd.Series) -> str:
+    return f"{row.slope:.2f} ± {row.slope_se:.2f}"
 
 
 def table(frame: pd.DataFrame) -> str:
@@ -59,375 +67,507 @@ def table(frame: pd.DataFrame) -> str:
     return "\n".join([head, rule, *body])
 
 
-def reference_size(g: pd.DataFrame) -> tuple[int, int]:
-    """The (N, L) where the most methods were measured, the largest such."""
-    ok = g[(g.status == "ok") & (g.kind != "reference")]
-    counts = ok.groupby(["N", "L"]).agg(n=("method", "count"), P=("P", "first")).reset_index()
-    best = counts.sort_values(["n", "P"]).iloc[-1]
-    return int(best.N), int(best.L)
+def folded(summary: str, body: str) -> str:
+    return f"<details><summary>{summary}</summary>\n\n{body}\n\n</details>"
 
 
-def answer(g: pd.DataFrame, fit: pd.DataFrame) -> str:
-    N, L = reference_size(g)
-    at = g[(g.N == N) & (g.L == L)].set_index("method")
-    ok = g[(g.status == "ok") & (g.kind != "reference")]
-    lines = []
-    if "backprop" in at.index and at.loc["backprop", "status"] == "ok":
-        b = at.loc["backprop"]
-        slow = at[(at.status == "ok") & (at.kind == "approximate")]
-        worst = slow.sort_values("ratio_to_backprop").iloc[-1] if len(slow) else None
-        text = (
-            f"At N = {N}, L = {L} (P = {int(b.P)}) backprop takes {fmt_time(b.time_median_s)} "
-            f"per gradient, {fmt(b.ratio_to_forward)}× the forward pass"
-        )
-        if worst is not None:
-            text += (
-                f"; {worst.name} takes {fmt_time(worst.time_median_s)}, "
-                f"{fmt(worst.ratio_to_backprop)}× longer than backprop"
-            )
-        lines.append(text + ".")
-        if worst is not None:
-            mine = ok[ok.method == worst.name].sort_values("P")
-            small, large = mine.iloc[0], mine.iloc[-1]
-            lines.append(
-                f"The gap grows with P: {worst.name} is {fmt(small.ratio_to_backprop)}× backprop's "
-                f"time at P = {int(small.P)} and {fmt(large.ratio_to_backprop)}× at "
-                f"P = {int(large.P)}, the largest size it finished within the budget."
-            )
-    for method in ("backprop", "fd-central"):
-        row = fit[fit.method == method]
-        if len(row):
-            r = row.iloc[0]
-            lines.append(
-                f"Fitted on the cells of at least {fmt_time(r.min_time_s)}, {method}'s time grows "
-                f"as N^{fmt(r.a)}·L^{fmt(r.b)}; its cost model predicts "
-                f"N^{fmt(r.a_theory)}·L^{fmt(r.b_theory)}."
-            )
-    return " ".join(lines)
+# ---------------------------------------------------------------- the first screen
 
 
-def method_table(g: pd.DataFrame, fit: pd.DataFrame) -> str:
-    """The question's table, one row per method, at the reference size."""
-    N, L = reference_size(g)
-    at = g[(g.N == N) & (g.L == L) & (g.kind != "reference")].set_index("method")
-    fit = fit.set_index("method")
-    ok = g[g.status == "ok"]
+def law_words(law: pd.Series) -> str:
+    """What a fitted slope says, in words that cannot contradict it."""
+    verdict = fits.agrees(law.slope, law.slope_se, law.theory)
+    if verdict is None:
+        return f"slope {fmt_slope(law)} against log P (no theory stated)"
+    shape = "constant in P" if law.theory == 0 else "∝ P"
+    said = "as theory says" if verdict else "**not** as theory says"
+    return f"slope {fmt_slope(law)} against log P: {shape}, {said} (theory {law.theory:g})"
+
+
+def cost_line(g: pd.DataFrame, laws: pd.DataFrame, pres, family: str) -> str | None:
+    """One line of the answer: a family's headline method, its cost in forward passes at
+    its largest measured P with the interval, and its fitted slope."""
+    method = pres.headline.get(family)
+    cell = analysis.largest_cell(g, method) if method else None
+    if cell is None:
+        return None
+    law = laws[laws.method == method]
+    slope = law_words(law.iloc[0]) if len(law) else "too few cells above the overhead floor to fit"
+    name = pres.by_name(family).label
+    return (
+        f"- {name}, **{method}**: {fmt_interval(analysis.ratio(cell, 'ratio_to_forward'))} a "
+        f"forward pass at P = {int(cell.P)}; {slope} — `ratio_to_forward`, `fits.csv`"
+    )
+
+
+def spread_line(g: pd.DataFrame, pres) -> str | None:
+    """At the reference size: the fastest and the slowest per-weight or finite-difference
+    method, as multiples of backprop's time."""
+    N, L = analysis.reference_size(g)
+    names = [m for f in ("per-weight", "finite-differences") for m in pres.by_name(f).methods]
+    pair = analysis.extremes(g, names, N, L)
+    if pair is None:
+        return None
+    at = analysis.measured(g)[lambda d: (d.N == N) & (d.L == L)].set_index("method")
+    fast, slow = (fmt_interval(analysis.ratio(at.loc[m], "ratio_to_backprop")) for m in pair)
+    return (
+        f"- At N = {N}, L = {L} the per-weight methods take from {fast} backprop's time "
+        f"(fastest, {pair[0]}) to {slow} (slowest, {pair[1]}) — `ratio_to_backprop`"
+    )
+
+
+def crossover_line(crossovers: pd.DataFrame | None, missing: str) -> str:
+    """The second question: where gradient-free optimizers stop reaching the target
+    (``missing`` says why there is no answer when there are no crossovers)."""
+    if crossovers is None or crossovers.empty:
+        return f"- Gradient-free training: {missing}."
+    parts = []
+    for r in crossovers.sort_values("optimizer").itertuples():
+        if pd.notna(r.crossover_P):
+            parts.append(f"{r.optimizer} at P = {int(r.crossover_P)}")
+        else:
+            parts.append(f"{r.optimizer} never (reached it up to P = {int(r.largest_P_reached)})")
+    return (
+        "- **Without gradients**, the optimizers stop reaching gradient descent's target "
+        f"loss: {'; '.join(parts)} — `crossover_P`, `largest_P_reached`"
+    )
+
+
+def first_screen(g, laws, pres, crossovers, missing: str) -> list[str]:
+    """At most ~10 lines answering both questions, every number with interval or source."""
+    lines = [cost_line(g, laws, pres, f) for f in plots.HEADLINE_FAMILIES]
+    lines += [spread_line(g, pres), crossover_line(crossovers, missing)]
+    return [
+        "**Why backprop: its gradient costs a few forward passes whatever P is; a gradient "
+        "weight by weight costs ∝ P of them.** Measured on this machine (paired intervals "
+        "in brackets):",
+        "",
+        *[line for line in lines if line],
+        "",
+        FIRST_SCREEN_END,
+    ]
+
+
+# ---------------------------------------------------------------- tables
+
+
+def machine_line(g: pd.DataFrame) -> str:
+    key = analysis.machine_key(g)
+    first = g.iloc[-1]
+    runs = ", ".join(map(str, g.run_id.dropna().unique()))
+    config = ", ".join(f"{c} = {first[c]}" for c in analysis.CONFIGURATION if pd.notna(first[c]))
+    return (
+        f"Machine **{first[key]}** ({first.machine}; BLAS threads {first.blas_threads}, numpy "
+        f"{first.numpy}); run {runs}; {config}. Every table and fit below is this machine's."
+    )
+
+
+def method_table(g: pd.DataFrame, laws: pd.DataFrame, pres) -> str:
+    """One row per measured method at the reference size: time, ratios with intervals,
+    slope of its cost law, largest P measured."""
+    N, L = analysis.reference_size(g)
+    at = analysis.methods_only(g)[lambda d: (d.N == N) & (d.L == L)]
+    laws = laws.set_index("method")
+    order = {m: i for i, m in enumerate(m for f in pres.families for m in f.methods)}
     rows = []
-    for method, r in at.iterrows():
-        f = fit.loc[method] if method in fit.index else None
-        largest = ok[ok.method == method].P.max()
+    for r in sorted(at.itertuples(), key=lambda r: (order.get(r.method, 99), r.method)):
+        row = pd.Series(r._asdict())
+        law = laws.loc[r.method] if r.method in laws.index else None
+        ok = r.status == "ok"
+        largest = analysis.largest_cell(g, r.method)
         rows.append(
             {
-                "method": method,
-                "kind": r.kind,
-                "forward passes per gradient (cost model)": fmt(r.loss_evals),
-                f"time per gradient at N={N}, L={L}": fmt_time(r.time_median_s)
-                if r.status == "ok"
-                else r.status,
-                "÷ forward pass": fmt(r.ratio_to_forward),
-                "÷ backprop": fmt(r.ratio_to_backprop),
-                "exponent of N (theory)": f"{fmt(f.a)} ({fmt(f.a_theory)})"
-                if f is not None
+                "method": r.method,
+                "family": pres.family_of(r.method, r.kind).label,
+                f"time at N={N}, L={L}": fmt_time(r.time_median_s) if ok else r.status,
+                "÷ forward [95 %]": fmt_interval(analysis.ratio(row, "ratio_to_forward"))
+                if ok
                 else "–",
-                "exponent of L (theory)": f"{fmt(f.b)} ({fmt(f.b_theory)})"
-                if f is not None
+                "÷ backprop [95 %]": fmt_interval(analysis.ratio(row, "ratio_to_backprop"))
+                if ok
                 else "–",
-                "largest P measured": fmt(largest) if not math.isnan(largest) else "–",
+                "slope vs log P (theory)": f"{fmt_slope(law)} ({fmt(law.theory)})"
+                if law is not None
+                else "–",
+                "largest P measured": int(largest.P) if largest is not None else "–",
             }
         )
     return table(pd.DataFrame(rows))
 
 
-def sizes_table(g: pd.DataFrame, value: str, fmt_value) -> str:
-    """Methods × a few sizes spread over the grid; unmeasured cells say why."""
-    sizes = g[g.method == "backprop"].sort_values("P")[["N", "L", "P"]].drop_duplicates()
-    if len(sizes) > 5:
-        sizes = sizes.iloc[[round(i) for i in pd.Series(range(5)) * (len(sizes) - 1) / 4]]
-    rows = []
-    for method, cells in g[g.kind != "reference"].groupby("method"):
-        row = {"method": method}
-        for s in sizes.itertuples():
-            cell = cells[(cells.N == s.N) & (cells.L == s.L)]
-            label = f"N={s.N} L={s.L} P={s.P}"
-            if not len(cell):
-                row[label] = "–"
-            elif cell.status.iloc[0] == "ok":
-                row[label] = fmt_value(cell[value].iloc[0])
-            elif str(cell.reason.iloc[0]).startswith("unavailable"):
-                row[label] = "unavailable"
-            elif cell.status.iloc[0] == "skipped" and not math.isnan(cell.projected_s.iloc[0]):
-                row[label] = f"skipped (≈{fmt_time(cell.projected_s.iloc[0])})"
-            else:
-                row[label] = cell.status.iloc[0]
-        rows.append(row)
-    return table(pd.DataFrame(rows))
+def laws_table(laws: pd.DataFrame) -> str:
+    if laws.empty:
+        return "_Too few cells above the overhead floor to fit a law._"
+    rows = [
+        {
+            "law": r.method,
+            "slope ± se": fmt_slope(r),
+            "theory": fmt(r.theory),
+            "agrees": {True: "yes", False: "**no**", None: "–"}[
+                fits.agrees(r.slope, r.slope_se, r.theory)
+            ],
+            "cells": int(r.cells),
+            "P range": f"{int(r.P_min)}–{int(r.P_max)}",
+        }
+        for r in laws.itertuples()
+    ]
+    used = "\n".join(f"- {r.method}: {r.cells_used}" for r in laws.itertuples())
+    return table(pd.DataFrame(rows)) + "\n\n" + folded("Cells used by each law (N×L)", used)
 
 
-def fits_table(fit: pd.DataFrame) -> str:
+def nl_table(nl: pd.DataFrame) -> str:
     rows = [
         {
             "method": r.method,
-            "a (N)": f"{fmt(r.a)} ± {fmt(r.a_se)}",
-            "theory a": fmt(r.a_theory),
-            "b (L)": f"{fmt(r.b)} ± {fmt(r.b_se)}",
-            "theory b": fmt(r.b_theory),
-            "cells used": int(r.cells),
-            "N range": f"{int(r.N_min)}–{int(r.N_max)}",
-            "L range": f"{int(r.L_min)}–{int(r.L_max)}",
+            "a (N) ± se": f"{fmt(r.a)} ± {fmt(r.a_se)}",
+            "cost model a": fmt(r.a_theory),
+            "b (L) ± se": f"{fmt(r.b)} ± {fmt(r.b_se)}",
+            "cost model b": fmt(r.b_theory),
+            "cells": int(r.cells),
         }
-        for r in fit.itertuples()
+        for r in nl.itertuples()
     ]
-    return table(pd.DataFrame(rows)) if rows else "_Too few cells above the overhead floor to fit._"
+    return table(pd.DataFrame(rows)) if rows else "_Too few cells to fit._"
 
 
 def correctness_table(g: pd.DataFrame) -> str:
-    ok = g[(g.status == "ok") & (g.kind != "reference") & (g.method != "backprop")]
+    ok = analysis.methods_only(g[g.status.isin(["ok", "wrong"])])
     rows = []
-    for method, cells in ok.groupby("method"):
+    for method, cells in ok[ok.method != "backprop"].groupby("method"):
         small, large = cells.sort_values("P").iloc[[0, -1]].itertuples()
         stochastic = cells.kind.iloc[0] == "stochastic"
         rows.append(
             {
                 "method": method,
-                "kind": cells.kind.iloc[0],
-                "worst ρ over all cells": fmt(cells.grad_error.max()),
-                "ρ at the smallest P": fmt(small.grad_error),
-                "cosine to backprop: smallest P → largest P": (
+                "worst ρ": fmt(cells.grad_error.max()),
+                "tolerance": fmt(cells.tolerance.max()),
+                "cells wrong": int((cells.status == "wrong").sum()),
+                "cosine, smallest → largest P": (
                     f"{fmt(small.cosine)} (P={small.P}) → {fmt(large.cosine)} (P={large.P})"
                     if stochastic
                     else "–"
                 ),
             }
         )
-    return table(pd.DataFrame(rows))
+    return table(pd.DataFrame(rows)) if rows else "_No method measured besides backprop._"
 
 
-# The targets of "as fast as the best", each: a description and a test on one size's rows.
-TARGETS = {
-    "backprop ≤ 1.0× the faster of torch-backprop and jax-grad": lambda r: (
-        min(
-            r.get("torch-backprop", {}).get("ratio_to_backprop", math.inf),
-            r.get("jax-grad", {}).get("ratio_to_backprop", math.inf),
-        )
-        >= 1.0
-    ),
-    "backprop ≤ 1.25× the bare-matmul floor (N ≥ 128)": lambda r: (
-        r["backprop"]["N"] < 128 or r["backprop"]["ratio_to_floor"] <= 1.25
-    ),
-    "forward-mode ≤ 1.0× jax-forward": lambda r: (
-        r["forward-mode"]["time_median_s"] <= r["jax-forward"]["time_median_s"]
-    ),
-    "fd-forward ≥ 20× faster than scipy-fprime (P ≤ 3000)": lambda r: (
-        r["backprop"]["P"] > 3000
-        or r["scipy-fprime"]["time_median_s"] >= 20 * r["fd-forward"]["time_median_s"]
-    ),
-}
-
-
-def references_section(g: pd.DataFrame) -> str:
-    """gradbench's methods against PyTorch, JAX and the bare-matmul floor, where measured."""
-    others = ["torch-backprop", "jax-grad", "torch-forward", "jax-forward"]
-    ok = g[g.status == "ok"]
-    if not ok.method.isin(others).any():
-        return "_Not measured: install `.[torch,jax]` and run `gradbench run --profile reference`._"
-    rows, checks = [], []
-    for (N, L), cells in ok.groupby(["N", "L"]):
-        by = {m: r.to_dict() for m, r in cells.set_index("method").iterrows()}
-        if "backprop" not in by or not any(m in by for m in others):
-            continue
-        by = {m: r | {"N": N, "L": L} for m, r in by.items()}
-
-        def t(m, by=by):
-            return fmt_time(by[m]["time_median_s"]) if m in by else "–"
-
-        def ratio(m, by=by):
-            return fmt(by[m]["ratio_to_backprop"]) if m in by else "–"
-
-        rows.append(
-            {
-                "N": N,
-                "L": L,
-                "P": by["backprop"]["P"],
-                "backprop": t("backprop"),
-                "÷ floor": fmt(by["backprop"]["ratio_to_floor"]),
-                "torch-backprop ÷ backprop": ratio("torch-backprop"),
-                "jax-grad ÷ backprop": ratio("jax-grad"),
-                "forward-mode": t("forward-mode"),
-                "jax-forward": t("jax-forward"),
-                "torch-forward": t("torch-forward"),
-                "fd-forward": t("fd-forward"),
-                "scipy-fprime": t("scipy-fprime"),
-            }
-        )
-        for name, test in TARGETS.items():
-            with contextlib.suppress(KeyError):  # a method it needs was not measured here
-                checks.append((name, N, L, test(by)))
-    verdict = [
-        {
-            "target": name,
-            "met": "yes, at every size" if not missed else "**no**",
-            "missed at": ", ".join(missed) or "–",
-        }
-        for name in TARGETS
-        if (sizes := [c for c in checks if c[0] == name])
-        for missed in [[f"N={N} L={L}" for _, N, L, met in sizes if not met]]
-    ]
-    return table(pd.DataFrame(rows)) + "\n\n" + (table(pd.DataFrame(verdict)) if verdict else "")
-
-
-def training_section(summary: pd.DataFrame) -> str:
-    if summary is None or not len(summary):
-        return "_No training results (run `gradbench train`)._"
-    s = summary.assign(optimizer=training.labels(summary))
-    lines = []
-    for name, rows in s[s.gradient_method.fillna("") == ""].groupby("optimizer"):
-        reached = rows[rows.reached >= 0.5].P
-        missed = rows[rows.reached < 0.5].P
-        if len(missed) and len(reached):
-            lines.append(
-                f"- **{name}** reaches the loss of gradient descent with backprop up to P = "
-                f"{int(reached.max())}, and misses it from P = {int(missed.min())} on."
-            )
-        elif len(reached):
-            lines.append(
-                f"- **{name}** reaches it at every size tried, up to P = {int(reached.max())}."
-            )
-        else:
-            lines.append(
-                f"- **{name}** misses it at every size tried, from P = {int(missed.min())}."
-            )
-    cols = {
-        "optimizer": "optimizer",
-        "P": "P",
-        "final_loss": "final loss",
-        "final_accuracy": "accuracy",
-        "reached": "share of seeds reaching target",
-        "time_to_target_s": "time to target",
-    }
-    shown = s[list(cols)].rename(columns=cols)
-    for c in ("final loss", "accuracy", "share of seeds reaching target"):
-        shown[c] = shown[c].map(fmt)
-    shown["time to target"] = shown["time to target"].map(fmt_time)
-    return "\n".join(lines) + "\n\n" + table(shown)
+def targets_section(g: pd.DataFrame, pres) -> str:
+    checked = analysis.check_targets(g, pres.targets)
+    checked["worst"] = checked["worst"].map(fmt)
+    notes = [f"- {t['name']}: {t['note']}." for t in pres.targets if t.get("note")]
+    return table(checked.rename(columns={"worst": "worst ratio"})) + "\n\n" + "\n".join(notes)
 
 
 def not_measured(g: pd.DataFrame) -> str:
-    bad = g[g.status != "ok"]
-    if not len(bad):
-        return "Every cell of the grid was measured."
-    shown = bad[["method", "N", "L", "P", "status", "reason", "projected_s"]].copy()
-    shown["projected_s"] = shown.projected_s.map(fmt_time)
-    shown = shown.rename(columns={"projected_s": "projected time"})
-    return (
-        "<details><summary>Every cell that was skipped, failed or timed out, with its "
-        "reason (click to open)</summary>\n\n" + table(shown) + "\n\n</details>"
-    )
+    """Wrong cells listed openly first; every other cell not measured, folded, with reasons."""
+    bad = analysis.not_ok(g)
+    parts = []
+    wrong = bad[bad.status == "wrong"]
+    if len(wrong):
+        shown = wrong[["method", "N", "L", "P", "grad_error", "tolerance"]].copy()
+        shown[["grad_error", "tolerance"]] = shown[["grad_error", "tolerance"]].map(fmt)
+        parts.append(
+            f"**Wrong results ({len(wrong)} cells outside their tolerance):**\n\n{table(shown)}"
+        )
+    rest = bad[bad.status != "wrong"]
+    if len(rest):
+        shown = rest[["method", "N", "L", "P", "status", "reason", "projected_s"]].copy()
+        shown["projected_s"] = shown.projected_s.map(fmt_time)
+        shown["reason"] = shown.reason.fillna("–")
+        counts = ", ".join(f"{n} {s}" for s, n in analysis.status_counts(rest).items())
+        parts.append(folded(f"Cells not measured: {counts} (click to open)", table(shown)))
+    missing = analysis.unavailable_methods(g)
+    if missing:
+        parts.append(
+            "Not available here: " + "; ".join(f"{m} ({r})" for m, r in missing.items()) + "."
+        )
+    return "\n\n".join(parts) or "Every cell of the grid was measured."
 
 
-def machine_section(g: pd.DataFrame, out: Path) -> str:
-    env_file = out / "environment.json"
-    lines = []
-    if env_file.exists():
-        try:
-            env = json.loads(env_file.read_text())
-            keys = (
-                "machine",
-                "cores",
-                "platform",
-                "python",
-                "numpy",
-                "scipy",
-                "blas",
-                "blas_threads",
-                "malloc_keeps_freed",
-                "git_commit",
-                "run_id",
+# ---------------------------------------------------------------- predictions
+
+
+def predictions_section(g, pres, summary) -> str:
+    laws = predict.laws_of(g, pres)
+
+    def size_of(spec: dict) -> int:
+        return predict.size_of(spec, laws.bias)[0]
+
+    rows, words = [], {}
+    for name, spec in predict.NAMED_SIZES:
+        P, N, L = predict.size_of(spec, laws.bias)
+        for r in predict.predict_times(laws, P).itertuples():
+            if r.no_prediction:
+                continue
+            rows.append(
+                {
+                    "size": name,
+                    "P": P,
+                    "method": r.method,
+                    "predicted time (95 % interval)": fmt_range(
+                        r.predicted_s, r.lo_s, r.hi_s, fmt_time
+                    ),
+                    "largest P measured": r.largest_measured_P,
+                }
             )
-            lines += [f"- {k}: {env.get(k)}" for k in keys if k in env]
-        except json.JSONDecodeError:
-            lines.append("- environment.json is unreadable; from the CSV instead:")
-    runs = g[["run_id", "machine", "numpy", "blas_threads"]].drop_duplicates()
-    lines.append(f"- runs in gradients.csv: {', '.join(map(str, runs.run_id.unique()))}")
-    lines.append(
-        f"- machines: {'; '.join(map(str, runs.machine.unique()))}; BLAS threads: "
-        f"{', '.join(map(str, runs.blas_threads.unique()))}"
+            if N is not None and r.family not in words:
+                words[r.family] = (r.method, r.predicted_s, r.lo_s, r.hi_s)
+    if not rows:
+        return "_No law passes the rules for prediction (see the README's honesty rules)._"
+    refused = predict.predict_times(laws, 10**6).query("no_prediction != ''")
+    sentences = [
+        f"- {pres.by_name(f).label if f != 'reference' else f}: one gradient by {m} of the "
+        f"N=1024, L=8 MLP would take about {predict.plain_duration(v)} "
+        f"(between {predict.plain_duration(lo)} and {predict.plain_duration(hi)})."
+        for f, (m, v, lo, hi) in words.items()
+    ]
+    no = "\n".join(
+        f"- no prediction for {r.method}: {r.no_prediction}" for r in refused.itertuples()
     )
-    return "\n".join(lines)
+    cutoff, held = predict.backtest_at_median(g, pres)
+    check = (
+        f"Backtest: cost laws fitted on the cells below P = {cutoff:.0f} (the median P of the "
+        f"cells a law admits) put {int(held.inside.sum())} of {len(held)} measured cells above "
+        "it inside their intervals."
+        if len(held)
+        else "Backtest: no cell above the median P had a law to predict it."
+    )
+    parts = [
+        "Every row below is **predicted**, not measured: forward-time law × cost law, with a "
+        "95 % prediction interval propagated from both fits' covariance (predict.py). " + check,
+        "",
+        "\n".join(sentences),
+        "",
+        folded("Predicted time of one gradient at named sizes", table(pd.DataFrame(rows))),
+    ]
+    if no:
+        parts += ["", no]
+    evals = pd.concat(
+        [
+            predict.predict_evals(predict.crossover_laws(summary), size_of(spec))
+            for _, spec in predict.NAMED_SIZES
+        ],
+        ignore_index=True,
+    )
+    if len(evals):
+        evals["predicted evaluations to target (95 %)"] = [
+            fmt_range(r.evals, r.lo, r.hi, fmt) for r in evals.itertuples()
+        ]
+        parts += [
+            "",
+            "Gradient-free training, **predicted** evaluations to reach the target:",
+            "",
+            table(
+                evals[
+                    [
+                        "optimizer",
+                        "P",
+                        "predicted evaluations to target (95 %)",
+                        "largest_measured_P",
+                    ]
+                ]
+            ),
+        ]
+    return "\n".join(parts)
+
+
+# ---------------------------------------------------------------- optional sections
+
+
+def memory_section(g: pd.DataFrame, pres) -> str | None:
+    ok = analysis.measured(g)
+    ok = ok[ok.peak_rss_bytes > 0]
+    if not plots.memory_figures(g, pres):
+        return None
+    rows = []
+    for (method, N, B), cells in ok.groupby(["method", "N", "B"]):
+        line = fits.growth(cells, "L", "peak_rss_bytes")
+        model = pres.memory_model(method, cells.kind.iloc[0])
+        if line is None:
+            continue
+        theory = (
+            fits.growth(
+                cells.assign(t=analysis.memory_theory(model, cells.N, cells.L, cells.B, cells.P)),
+                "L",
+                "t",
+            )
+            if model
+            else None
+        )
+        declared = (cells.memory_model_bytes / cells.peak_rss_bytes).median()
+        rows.append(
+            {
+                "method": method,
+                "N": N,
+                "B": B,
+                "slope vs log L ± se": f"{line.slope:.2f} ± {line.slope_se:.2f}",
+                "theory slope (same cells)": fmt(theory.slope) if theory else "–",
+                "declared ÷ measured (median)": fmt(declared),
+            }
+        )
+    return (
+        checkpoint_sentence(ok)
+        + "Peak resident memory above the worker's baseline for one gradient "
+        "(`peak_rss_bytes`). Theory: backprop ∝ L·B·N + P, checkpointed ∝ √L·B·N + P, "
+        "forward mode and finite differences ∝ B·N + P.\n\n"
+        + (table(pd.DataFrame(rows)) if rows else "_Too few depths per method to fit._")
+    )
+
+
+def checkpoint_sentence(ok: pd.DataFrame) -> str:
+    """What backprop pays in memory and what checkpointing buys back, at the deepest (then
+    widest) size where both were measured (empty when they were not)."""
+    both = ok[ok.method.isin(["backprop", "backprop-checkpoint"])]
+    pairs = both.pivot_table(index=["N", "L", "B"], columns="method", values="peak_rss_bytes")
+    pairs = pairs.dropna()
+    if pairs.empty or len(pairs.columns) < 2:
+        return ""
+    N, L, B = max(pairs.index, key=lambda k: (k[1], k[0], k[2]))  # deepest, then widest
+    cell = ok[(ok.method == "backprop-checkpoint") & (ok.N == N) & (ok.L == L) & (ok.B == B)]
+    back, check = pairs.loc[(N, L, B), "backprop"], pairs.loc[(N, L, B), "backprop-checkpoint"]
+    return (
+        f"At N = {N}, L = {L}, B = {B} backprop's gradient needs {back / 2**20:.3g} MiB above "
+        f"the baseline (`peak_rss_bytes`); checkpointing needs {check / 2**20:.3g} MiB "
+        f"({check / back:.2f} of it) and takes "
+        f"{fmt_interval(analysis.ratio(cell.iloc[0], 'ratio_to_backprop'))} backprop's time "
+        "(`ratio_to_backprop`).\n\n"
+    )
+
+
+def symbolic_section(g: pd.DataFrame) -> str | None:
+    if not plots.has_symbolic(g):
+        return None
+    cells = analysis.measured(g)[lambda d: d.ops_forward > 0]
+    shown = cells[
+        [
+            "method",
+            "N",
+            "L",
+            "P",
+            "ops_forward",
+            "ops_derivatives",
+            "ops_cse",
+            "prepare_s",
+            "time_median_s",
+        ]
+    ].copy()
+    back = (
+        analysis.measured(g)[lambda d: d.method == "backprop"].set_index(["N", "L"]).time_median_s
+    )
+    shown["÷ backprop's time"] = [
+        fmt(t / back.get((n, l), math.nan))
+        for n, l, t in zip(shown.N, shown.L, shown.time_median_s, strict=True)
+    ]
+    shown["raw ÷ forward"] = (shown.ops_derivatives / shown.ops_forward).map(fmt)
+    shown["CSE ÷ forward"] = (shown.ops_cse / shown.ops_forward).map(fmt)
+    shown["prepare_s"] = shown.prepare_s.map(fmt_time)
+    shown["time_median_s"] = shown.time_median_s.map(fmt_time)
+    raw = fits.growth(cells.assign(r=cells.ops_derivatives / cells.ops_forward), "P", "r")
+    cse = fits.growth(cells.assign(r=cells.ops_cse / cells.ops_forward), "P", "r")
+    said = ""
+    if raw and cse:
+        said = (
+            f"Differentiating the whole loss symbolically gives P derivatives whose size ÷ the "
+            f"forward pass's grows as P^{raw.slope:.2f} ± {raw.slope_se:.2f}; after common-"
+            f"subexpression elimination it grows as P^{cse.slope:.2f} ± {cse.slope_se:.2f}. "
+            "Sharing the common pieces is what reverse mode does by construction.\n\n"
+        )
+    return said + table(shown.map(str))
+
+
+# ---------------------------------------------------------------- training (helper modules)
+
+
+def training_summary(training_analysis, t: pd.DataFrame, out: Path) -> pd.DataFrame:
+    """The training summary: from ``training_analysis.summarize`` where it exists (written
+    to training_summary.csv), else the training_summary.csv ``gradbench train`` wrote."""
+    summarize = getattr(training_analysis, "summarize", None)
+    if summarize is None:
+        return read_table(out / "training_summary.csv", ["optimizer", "P"])
+    summary = summarize(t)
+    write_atomic(summary, out / "training_summary.csv")
+    return summary
+
+
+NO_TRAINING_ANALYSIS = "the training analysis is not part of this version"
+NO_TRAINING = "no training results for this machine (run `gradbench train`)"
+
+
+def training_parts(out: Path):
+    """(trajectories, summary, crossovers, section text, figure paths) from the training
+    modules where they exist; Nones and a one-line note where they do not yet."""
+    t = read_table(out / "training.csv", TRAINING_COLUMNS, missing_ok=True)
+    try:
+        from gradbench import training_analysis, training_plots, training_report
+    except ImportError:
+        return t, None, None, NO_TRAINING_ANALYSIS, []
+    if t.empty:
+        return t, None, None, NO_TRAINING, []
+    summary = training_summary(training_analysis, t, out)
+    crossovers = training_analysis.crossovers(summary)
+    figures = training_plots.draw_all(t, summary, out / "plots")
+    return t, summary, crossovers, training_report.section(t, summary), figures
+
+
+def training_section(text: str, crossovers: pd.DataFrame | None) -> str:
+    """The training helper's section, or why there is none (a sentence of its own)."""
+    return text if crossovers is not None else f"_{text[0].upper()}{text[1:]}._"
+
+
+# ---------------------------------------------------------------- the whole report
 
 
 def build(out: Path) -> Path:
-    """Read the CSVs under ``out``, write fits.csv, training_summary.csv, the plots and
-    REPORT.md. Returns the report's path."""
-    g = read_table(out / "gradients.csv", GRADIENT_COLUMNS)
-    if not (g.status == "ok").any():
-        from gradbench.errors import GradbenchError
-
+    """Read the CSVs under ``out``; write fits.csv, fits_NL.csv, the figures and REPORT.md
+    for the latest machine's rows. Returns the report's path."""
+    everything = analysis.load_gradients(out / "gradients.csv")
+    if not (everything.status == "ok").any():
         raise GradbenchError(f"{out / 'gradients.csv'} has no measured cell to report")
-    fit = fits.fit_all(g)
-    write_atomic(fit, out / "fits.csv")
-    t = read_table(out / "training.csv", TRAINING_COLUMNS, missing_ok=True)
-    summary = training.summarize(t) if len(t) else None
-    if summary is not None:
-        write_atomic(summary, out / "training_summary.csv")
-    figures = plots.draw_all(g, out / "plots", t if len(t) else None, summary)
-    budget = g.budget_s.max()
+    pres = analysis.load_presentation()
+    mine = analysis.latest_machine(everything)
+    g = analysis.main_configuration(mine)
+    laws = pd.concat([fits.forward_law(g), fits.cost_laws(g, pres)], ignore_index=True)
+    write_atomic(laws, out / "fits.csv")
+    nl = fits.fit_all(g)
+    write_atomic(nl, out / "fits_NL.csv")
+    _, summary, crossovers, training_text, training_figures = training_parts(out)
+    missing = training_text if crossovers is None else "no gradient-free optimizer was trained"
+    drawn = plots.figures(g, pres, laws, crossovers) | plots.memory_figures(mine, pres)
+    figures = plots.save(drawn, out / "plots")
+    cost = laws[laws.method != analysis.FORWARD]
+    sections = [
+        ("Per method, at the size where most were measured", method_table(g, cost, pres)),
+        ("Scaling laws: cost in forward passes against P", laws_table(laws)),
+        (
+            "What it would cost at sizes nobody can time (predicted)",
+            predictions_section(g, pres, summary),
+        ),
+        ("Training with and without gradients", training_section(training_text, crossovers)),
+        ("Differentiate the whole function directly?", symbolic_section(g)),
+        ("Memory", memory_section(mine, pres)),
+        ("As fast as the best: targets", targets_section(g, pres)),
+        ("Correctness against backprop", correctness_table(g)),
+        ("Secondary: time ∝ N^a · L^b", nl_table(nl)),
+        (
+            "Figures",
+            "\n\n".join(f"![{p.stem}](plots/{p.name})" for p in figures[1:] + training_figures),
+        ),
+        ("Cells not measured", not_measured(g)),
+    ]
     parts = [
         "# Why backpropagation? — gradbench report",
         "",
+        machine_line(mine),
+        "",
+        *first_screen(g, cost, pres, crossovers, missing),
+        "",
         QUESTION,
         "",
-        "## The answer, measured on this machine",
-        "",
-        answer(g, fit),
-        "",
-        method_table(g, fit),
-        "",
-        f"Cells projected to take more than {fmt_time(budget)} per gradient were not run "
-        "(listed at the end).",
-        "",
-        "## Time per gradient",
-        "",
-        sizes_table(g, "time_median_s", fmt_time),
-        "",
-        "## Gradient time ÷ forward-pass time",
-        "",
-        "The same forward pass (the shared reference at each size) is every method's denominator.",
-        "",
-        sizes_table(g, "ratio_to_forward", fmt),
-        "",
-        "## Scaling exponents: time ∝ N^a · L^b",
-        "",
-        fits_table(fit),
-        "",
-        "## Correctness against backprop",
-        "",
-        "ρ = |g − g*| / max(1, |g| + |g*|), elementwise, against backprop's gradient.",
-        "",
-        correctness_table(g),
-        "",
-        "## As fast as the best: against PyTorch, JAX and the matmul floor",
-        "",
-        "Ratios above 1 in the ÷ backprop columns mean backprop is faster; "
-        "÷ floor is backprop over its bare matrix products alone.",
-        "",
-        references_section(g),
-        "",
-        "## Training with and without gradients, at equal wall-clock budgets",
-        "",
-        training_section(summary),
-        "",
-        "## Figures",
-        "",
-        *[f"![{p.stem}](plots/{p.name})\n" for p in figures],
-        "## Cells not measured",
-        "",
-        not_measured(g),
-        "",
-        CHECKED_END,
-        "",
-        machine_section(g, out),
-        "",
     ]
+    for title, body in sections:
+        if body:
+            parts += [f"## {title}", "", body, ""]
     report = out / "REPORT.md"
     write_text_atomic("\n".join(parts), report)
     return report
