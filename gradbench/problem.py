@@ -18,7 +18,7 @@ TEACHER_SCALE = 2.0  # a sharper teacher than the student's init, so labels are 
 
 def read_only(a: Array) -> Array:
     """A view of ``a`` that cannot be written (``a`` itself is left as it was)."""
-    view = np.asarray(a).view()
+    view = np.asanyarray(a).view()
     view.flags.writeable = False
     return view
 

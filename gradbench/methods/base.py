@@ -75,14 +75,18 @@ from gradbench.problem import Problem
 GradFn = Callable[[Array], tuple[float, Array]]
 KINDS = ("exact", "approximate", "stochastic")
 
-# The default largest max ρ per kind and dtype, against float64 backprop at the same θ.
-# exact: a few ε of rounding accumulated through the layers; measured worst (all
-# activations, losses, bias on/off, N ≤ 256, L ≤ 8): ~1e-15 in float64 and ~4e-7 in
-# float32. approximate: the bound of central differences (the accurate common case);
-# forward differences override it with their own. Measured bounds beside each method.
+# The default largest max ρ per kind and dtype, against float64 backprop at the same θ,
+# from errors measured at θ₀ over every activation and loss, at the sizes the default
+# grid reaches (N ≤ 256, L ≤ 8; FD up to P ≈ 16 000), with a margin:
+# exact: rounding only; worst measured ~1e-15 (float64) and ~4e-7 (float32).
+# approximate: central differences' bound (forward differences override it, looser):
+#   worst measured 6.7e-8 (float64, relu + MSE; ≤ 1e-9 otherwise) and 1.2e-2 (float32,
+#   relu, where the ∛ε step crosses kinks; ≤ 4.3e-4 for tanh and sigmoid). One case lies
+#   beyond: float32 relu + MSE at depth, up to 0.18, where the loss is large and the steps
+#   cross kinks; such cells are honestly "wrong".
 TOLERANCES: dict[str, dict[str, float | None]] = {
     "exact": {"float64": 1e-8, "float32": 1e-5},
-    "approximate": {"float64": 1e-6, "float32": 1e-2},
+    "approximate": {"float64": 1e-6, "float32": 3e-2},
     "stochastic": {"float64": None, "float32": None},
 }
 
