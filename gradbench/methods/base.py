@@ -78,7 +78,9 @@ KINDS = ("exact", "approximate", "stochastic")
 # The default largest max ρ per kind and dtype, against float64 backprop at the same θ,
 # from errors measured at θ₀ over every activation and loss, at the sizes the default
 # grid reaches (N ≤ 256, L ≤ 8; FD up to P ≈ 16 000), with a margin:
-# exact: rounding only; worst measured ~1e-15 (float64) and ~4e-7 (float32).
+# exact: rounding only; worst measured 3.4e-15 (float64) and 3.2e-6 (float32, relu + MSE
+#   at L = 8, whose loss is large; ≤ 2.5e-7 otherwise), backprop up to N = 256, forward
+#   mode and complex step up to their grid limits.
 # approximate: central differences' bound (forward differences override it, looser):
 #   worst measured 6.7e-8 (float64, relu + MSE; ≤ 1e-9 otherwise) and 1.2e-2 (float32,
 #   relu, where the ∛ε step crosses kinks; ≤ 4.3e-4 for tanh and sigmoid). One case lies
