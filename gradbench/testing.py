@@ -27,9 +27,10 @@ from gradbench.methods.base import GradFn, ask, check_result, rho
 from gradbench.model import Array
 from gradbench.problem import Problem, read_only
 
-# The loss a method returns must be problem.loss(θ) to this relative precision: a few
-# rounding errors of a forward pass summed in another order (measured ≤ 1e-14 in float64
-# and ≤ 1e-6 in float32 for every built-in method, torch and jax included).
+# The loss a method returns must be problem.loss(θ) to this relative precision: rounding
+# of a forward pass computed another way. Measured (N ≤ 16, L ≤ 4, tanh/relu, both
+# losses): 0 for gradbench's own methods (the same operations), ≤ 2.2e-16 in float64 and
+# ≤ 8.2e-8 in float32 for the torch and jax references.
 LOSS_TOLERANCE = {"float64": 1e-10, "float32": 1e-5}
 
 
