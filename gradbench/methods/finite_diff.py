@@ -20,9 +20,11 @@ from gradbench.problem import Problem
 
 # Largest max ρ allowed for forward differences (fd-forward, fd-naive, scipy-fprime), from
 # errors measured at θ₀ over every activation and loss, N ≤ 128, L ≤ 8: worst 4.8e-5 in
-# float64 (relu + MSE; ≤ 1e-6 otherwise) and 1.6e-2 in float32 (tanh + MSE). Beyond it:
-# float32 relu + MSE at depth, where ρ reaches 1 (the step cannot resolve the gradient).
-FORWARD_TOLERANCE = {"float64": 2e-4, "float32": 5e-2}
+# float64 (relu + MSE at L = 8; ≤ 1.1e-7 with cross-entropy). In float32 the rounding error
+# ε·|L|/h grows with the loss: ≤ 1.1e-2 with cross-entropy at every size, ≤ 5e-2 with MSE
+# up to N = 64; beyond the bound, MSE at N = 128 (0.15) and relu + MSE at depth (ρ up to
+# 1: the step cannot resolve the gradient), where such cells are honestly "wrong".
+FORWARD_TOLERANCE = {"float64": 2e-4, "float32": 1e-1}
 
 
 def steps(theta: Array, power: float) -> tuple[Array, Array]:
