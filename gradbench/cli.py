@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 import timeit
 from dataclasses import replace
 from pathlib import Path
@@ -16,9 +17,10 @@ import pandas as pd
 
 from gradbench import config, registry
 from gradbench.errors import GradbenchError, one_line
-from gradbench.methods.base import check_result, rho
+from gradbench.methods.base import ask
 from gradbench.model import ACTIVATIONS, DTYPES, LOSSES, Network
 from gradbench.problem import make_problem
+from gradbench.testing import check_grads, reference_gradient
 
 REFERENCE = "backprop"  # the exact method every other gradient is compared with
 
@@ -65,19 +67,55 @@ def _add_network_args(p: argparse.ArgumentParser, *, grid: bool = False) -> None
     p.add_argument("--plugin", action="append", default=[], help="a local plugin file (repeatable)")
 
 
+LIST_WIDTH = 100  # `gradbench list` fits a terminal this wide
+LIST_SIZES = (Network(16, 2), Network(64, 4))  # where the cost and memory models are shown
+LIST_B = 64
+LIST_ROW = "{:<18} {:<11} {:>12} {:>12} {:>12}  {}"
+
+
+def _number(x: float | None) -> str:
+    if x is None:
+        return "-"
+    return f"{x:.3g}" if x < 1000 else f"{x:,.0f}"
+
+
+def _bytes(x: float | None) -> str:
+    if x is None:
+        return "no model"
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if x < 1024 or unit == "GiB":
+            return f"{x:.3g} {unit}"
+        x /= 1024
+
+
+def _listing(name: str, kind: str, costs: list[str], memory: str, status: str, text: str):
+    lines = [LIST_ROW.format(name, kind, *costs, memory, status).rstrip()]
+    return lines + textwrap.wrap(text, LIST_WIDTH, initial_indent="  ", subsequent_indent="  ")
+
+
 def cmd_list(args: argparse.Namespace) -> int:
-    example = Network(64, 4)
-    rows = [
-        {
-            "method": e.name,
-            "kind": e.method.kind if e.available else "-",
-            "cost (fwd passes, N=64 L=4)": f"{e.method.cost(example):.0f}" if e.available else "-",
-            "status": "available" if e.available else f"unavailable: {e.reason}",
-            "description": e.method.description if e.available else e.origin,
-        }
-        for e in registry.discover(args.plugin).values()
-    ]
-    print(pd.DataFrame(rows).to_string(index=False))
+    from gradbench.sweep import FLOOR, FORWARD
+
+    large = LIST_SIZES[-1]
+    sizes = [f"N={net.N} L={net.L}" for net in LIST_SIZES]
+    print(f"cost: forward passes per gradient (layer steps ÷ L) at {' and '.join(sizes)};")
+    print(f"memory: bytes per gradient beyond θ and the data at {sizes[-1]} B={LIST_B}")
+    print(LIST_ROW.format("method", "kind", *sizes, "memory", "").rstrip())
+    lines = []
+    for e in registry.discover(args.plugin).values():
+        if not e.available:
+            text = f"{e.reason}: {e.origin}"
+            lines += _listing(e.name, "-", ["-", "-"], "-", "unavailable", text)
+            continue
+        m = e.method
+        costs = [_number(m.cost(net)) for net in LIST_SIZES]
+        memory = _bytes(ask(m, "memory", large, LIST_B))
+        lines += _listing(e.name, m.kind, costs, memory, "", m.description)
+    lines += _listing(FORWARD, "timed", ["1", "1"], "-", "", "problem.loss(θ), the unit of cost.")
+    lines += _listing(
+        FLOOR, "timed", ["-", "-"], "-", "", "backprop's bare matrix products, the floor it nears."
+    )
+    print("\n".join(lines))
     return 0
 
 
@@ -93,20 +131,22 @@ def cmd_check(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     entries = registry.discover(args.plugin)
-    reference = registry.select(entries, [REFERENCE])[0].method
+    methods = registry.select(entries, args.methods)
     theta = problem.theta0
-    _, g_ref = reference.prepare(problem)(theta)
+    g_ref = reference_gradient(problem, theta)
     print(
         f"N={args.N} L={args.L} B={args.B} P={problem.P} {args.activation} {args.loss} "
-        f"{args.dtype} bias={args.bias}; reference loss {problem.loss(theta):.12g}"
+        f"{args.dtype} bias={args.bias}; loss {problem.loss(theta):.12g}; "
+        "grad_error = max ρ against float64 backprop"
     )
-    rows = [_check_one(e, problem, theta, g_ref) for e in registry.select(entries, args.methods)]
+    rows = [_check_one(e, problem, g_ref) for e in methods]
     print(pd.DataFrame(rows).to_string(index=False))
     return 0
 
 
-def _check_one(entry: registry.Entry, problem, theta, g_ref) -> dict:
-    row = {"method": entry.name, "loss": "", "rho_max": "", "rho_mean": "", "time_s": ""}
+def _check_one(entry: registry.Entry, problem, g_ref) -> dict:
+    row = {"method": entry.name, "loss": "", "grad_error": "", "grad_error_mean": ""}
+    row |= {"tolerance": "", "time_s": ""}
     if not entry.available:
         return row | {"status": f"unavailable: {entry.reason}"}
     method = entry.method
@@ -114,17 +154,21 @@ def _check_one(entry: registry.Entry, problem, theta, g_ref) -> dict:
         return row | {"status": f"declined: {reason}"}
     try:
         grad_fn = method.prepare(problem)
-        loss, grad = check_result(grad_fn(theta), problem)
-        seconds = min(timeit.repeat(lambda: grad_fn(theta), number=1, repeat=3))
     except Exception as exc:
         return row | {"status": f"error: {one_line(exc)}"}
-    err, note = rho(grad, g_ref), method.note(problem)
+    verdict = check_grads(method, problem, reference=g_ref, grad_fn=grad_fn)
+    if verdict.status == "error":
+        return row | {"status": f"error: {verdict.reason}"}
+    seconds = min(timeit.repeat(lambda: grad_fn(problem.theta0), number=1, repeat=3))
+    status = f"{verdict.status}: {verdict.reason}" if verdict.reason else verdict.status
+    note = method.note(problem)
     return row | {
-        "loss": f"{loss:.12g}",
-        "rho_max": f"{err.max():.1e}",
-        "rho_mean": f"{err.mean():.1e}",
+        "loss": f"{verdict.loss:.12g}",
+        "grad_error": f"{verdict.grad_error:.1e}",
+        "grad_error_mean": f"{verdict.grad_error_mean:.1e}",
+        "tolerance": "-" if verdict.tolerance is None else f"{verdict.tolerance:.0e}",
         "time_s": f"{seconds:.2e}",
-        "status": f"ok ({note})" if note else "ok",
+        "status": f"{status} ({note})" if note else status,
     }
 
 

@@ -174,6 +174,11 @@ class Network:
         return self.L * self.layer_size
 
     @property
+    def itemsize(self) -> int:
+        """Bytes per number in this network's dtype."""
+        return np.dtype(self.dtype).itemsize
+
+    @property
     def act(self) -> Activation:
         return ACTIVATIONS[self.activation]
 

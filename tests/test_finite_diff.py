@@ -109,3 +109,27 @@ def test_float32_reaches_what_float32_allows(method):
 def test_complex_step_says_relu_is_not_analytic():
     assert "not analytic" in ComplexStep().note(make_problem(2, 1, activation="relu"))
     assert ComplexStep().note(make_problem(2, 1)) == ""
+
+
+def test_central_differences_divide_by_the_distance_between_the_two_points():
+    # Pinned rule: ĝᵢ = (L(θ + upᵢeᵢ) − L(θ − downᵢeᵢ)) / (upᵢ + downᵢ), with the steps
+    # rounded to what θ ± h really is. Where θᵢ is a power of two, θᵢ − h falls in the binade
+    # below, with a finer spacing, so up and down differ in their last bits and ĝᵢ moves by
+    # ~1e-11 relative: dividing by 2·up instead must fail here.
+    p = make_problem(3, 2, 8, seed=4)
+    theta = p.theta0.copy()
+    theta[::2] = np.sign(theta[::2]) * 2.0 ** np.round(np.log2(np.abs(theta[::2])))
+    h = np.finfo(np.float64).eps ** (1 / 3) * np.maximum(1.0, np.abs(theta))
+    up, down = (theta + h) - theta, theta - (theta - h)
+    differ = np.flatnonzero(up != down)
+    assert len(differ) >= 5  # the rule is tested where it matters
+    f_up, f_down = np.empty(p.P), np.empty(p.P)
+    for i in range(p.P):
+        e = np.zeros(p.P)
+        e[i] = 1.0
+        f_up[i], f_down[i] = p.loss(theta + up[i] * e), p.loss(theta - down[i] * e)
+    expected = (f_up - f_down) / (up + down)
+    wrong = (f_up - f_down) / (2 * up)
+    assert not np.allclose(wrong[differ], expected[differ], rtol=1e-13, atol=0)
+    _, grad = CentralDifference().prepare(p)(theta)
+    np.testing.assert_allclose(grad, expected, rtol=1e-13, atol=0)

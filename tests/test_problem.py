@@ -37,3 +37,17 @@ def test_float32_problem_is_float32():
 def test_invalid_batch_is_refused():
     with pytest.raises(ValueError, match="B must be a positive integer"):
         make_problem(4, 2, 0)
+
+
+def test_shared_arrays_are_read_only():
+    p = make_problem(4, 2, 8)
+    for a in (p.X, p.target, p.theta0):
+        with pytest.raises(ValueError, match="read-only"):
+            a[0] = 0
+
+
+def test_read_only_leaves_the_callers_array_writable():
+    X = np.ones((8, 4))
+    p = make_problem(4, 2, 8)
+    q = type(p)(p.net, X, p.target, p.theta0)
+    assert not q.X.flags.writeable and X.flags.writeable

@@ -38,3 +38,26 @@ def test_reference_agrees_with_backprop(name, options):
 def test_matmul_floor_runs_the_products_backprop_needs():
     p = make_problem(4, 3, 8)
     assert matmul_floor(p)() is None  # runs, shapes agree
+
+
+@pytest.mark.parametrize("name", ["torch-backprop", "torch-forward"])
+@pytest.mark.parametrize(("N", "L"), [(8, 1), (8, 3), (16, 2)])
+def test_torch_cost_model_matches_the_products_torch_counts(name, N, L):
+    # torch's own FlopCounterMode counts the matrix products of one gradient and of one
+    # loss; their ratio is the cost in forward passes (its loss's log-sum-exp is not counted,
+    # so the match is exact)
+    if importlib.util.find_spec("torch") is None:
+        pytest.skip("torch is not installed (pip install -e '.[torch]')")
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    method = registry.discover()[name].method
+    p = make_problem(N, L, 4)
+    grad_fn = method.prepare(p)
+    with FlopCounterMode(display=False) as forward:
+        p_loss = method._loss(p)[1]
+        p_loss(torch.tensor(p.theta0))
+    with FlopCounterMode(display=False) as gradient:
+        grad_fn(p.theta0)
+    counted = gradient.get_total_flops() / forward.get_total_flops()
+    assert method.cost(p.net) == pytest.approx(counted, rel=0.02)

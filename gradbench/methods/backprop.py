@@ -6,8 +6,12 @@ For layer l with input ``h_l (B, N)`` and output gradient ``dZ_l = ∂L/∂z_l (
     ∂L/∂W_l = h_lᵀ · dZ_l          ∂L/∂b_l = Σ_batch dZ_l
     dZ_{l-1} = (dZ_l · W_lᵀ) ⊙ f'(h_l)
 
-Two matrix products per layer on the way back and one on the way forward: about three
-forward passes for the whole gradient, whatever P is.
+Layer steps: L forward, L weight gradients ``h_lᵀ · dZ_l`` and L−1 input gradients: 3L−1
+in all, (3L−1)/L forward passes (2 at L = 1, → 3 as L grows), whatever P is.
+
+Memory: it keeps every layer's input for the way back, ``(L−1)·B·N`` numbers besides X,
+plus the logits, ∂L/∂Z and a few ``(B, N)`` temporaries of the backward step, and the
+gradient: ``(L + 3)·B·N + P`` numbers. This is what backprop pays for its speed.
 """
 
 from __future__ import annotations
@@ -21,13 +25,26 @@ from gradbench.model import Array, Network, dense
 from gradbench.problem import Problem
 
 
+def reverse_mode_cost(net: Network) -> float:
+    """(3L−1)/L forward passes: L forward, L weight-gradient and L−1 input-gradient steps."""
+    return (3 * net.L - 1) / net.L
+
+
+def reverse_mode_memory(net: Network, B: int) -> float:
+    """Bytes: stored activations and backward temporaries, (L+3)·B·N, and the gradient, P."""
+    return net.itemsize * ((net.L + 3) * B * net.N + net.P)
+
+
 class Backprop(Method):
     name = "backprop"
     kind = "exact"
     description = "Reverse mode: one forward pass, then the chain rule back layer by layer."
 
     def cost(self, net: Network) -> float:
-        return 3.0
+        return reverse_mode_cost(net)
+
+    def memory(self, net: Network, B: int) -> float:
+        return reverse_mode_memory(net, B)
 
     def prepare(self, problem: Problem) -> GradFn:
         net, X, target = problem.net, problem.X, problem.target

@@ -10,6 +10,10 @@ skilled engineer batches it:
   every later layer through one folded ``(K·B, N) @ (N, N)`` product;
 * K is chosen so that a chunk's working set stays under a memory cap.
 
+Work, in layer steps (one ``(B, N) @ (N, N)`` product with its elementwise work): the
+prefix once (L−1), then L−l steps for a point in layer l, (L+1)/2 on average over points
+spread evenly over the layers: (L+1)/(2L) of a forward pass per point, not one.
+
 Each point goes through the same floating-point operations as ``problem.loss`` at that
 point, so the result equals the one-at-a-time loop to the last bit.
 """
@@ -28,19 +32,39 @@ LIVE_ACTIVATIONS = 4  # (K, B, N) arrays alive at once in a chunk: z, f(z), and 
 CACHE_BYTES = 4 * 2**20
 
 
-def chunk_size(net: Network, B: int, dtype: np.dtype, mem_cap: int, n_points: int = 0) -> int:
-    """How many perturbed points to evaluate at once: as many as fit in a cache-sized
-    working set, and never so many that the whole call exceeds ``mem_cap`` bytes (≥ 1).
+def _budget(net: Network, B: int, dtype: np.dtype, n_points: int) -> tuple[int, int]:
+    """Bytes per evaluated point of a chunk, and bytes that live for the whole call.
 
     One point holds a copy of its layer (``N² + N`` numbers) and a few ``(B, N)``
-    activation arrays. Set aside first: what lives for the whole call, about a dozen
-    numbers per evaluated point (indices, steps, results, the gradient) and the shared
-    prefix of activations.
+    activation arrays. For the whole call: about a dozen numbers per evaluated point
+    (indices, steps, results, the gradient) and the shared prefix of activations.
     """
     itemsize = np.dtype(dtype).itemsize
     per_point = itemsize * (net.layer_size + LIVE_ACTIVATIONS * B * net.N)
     fixed = itemsize * (12 * max(n_points, net.P) + (net.L + 2) * B * net.N)
+    return per_point, fixed
+
+
+def chunk_size(net: Network, B: int, dtype: np.dtype, mem_cap: int, n_points: int = 0) -> int:
+    """How many perturbed points to evaluate at once: as many as fit in a cache-sized
+    working set, and never so many that the whole call exceeds ``mem_cap`` bytes (≥ 1)."""
+    per_point, fixed = _budget(net, B, dtype, n_points)
     return max(1, int(min(mem_cap - fixed, CACHE_BYTES) // per_point))
+
+
+def working_set(net: Network, B: int, dtype: np.dtype, mem_cap: int, n_points: int) -> float:
+    """Memory model of :func:`perturbed_losses` with its caller's arrays, in bytes: what
+    lives for the whole call plus one chunk, ``fixed + K · per_point``, where a chunk
+    holds at most one layer's points. Capped by ``mem_cap`` unless one point exceeds it."""
+    per_point, fixed = _budget(net, B, dtype, n_points)
+    K = min(chunk_size(net, B, dtype, mem_cap, n_points), -(-n_points // net.L))
+    return float(fixed + K * per_point)
+
+
+def layer_steps(net: Network, n_points: int) -> float:
+    """Layer steps of :func:`perturbed_losses` at ``n_points`` points spread evenly over the
+    layers: the shared prefix, L−1, plus (L+1)/2 per point."""
+    return net.L - 1 + n_points * (net.L + 1) / 2
 
 
 def perturbed_losses(

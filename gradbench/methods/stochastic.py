@@ -26,7 +26,14 @@ class ForwardGradient(Method):
     description = "Forward gradient (∇L·v)v, v ~ N(0, I): one JVP, unbiased, variance ∝ P."
 
     def cost(self, net: Network) -> float:
-        return 3.0  # primal pass + a tangent pass of two products per layer
+        # primal (L steps), then a dense tangent: h_l·V_l in every layer and ż·W_l in all
+        # but the first (2L−1 steps), closed by one dot product (1/N of a step)
+        return (3 * net.L - 1 + 1 / net.N) / net.L
+
+    def memory(self, net: Network, B: int) -> float:
+        # v drawn in float64 and cast, ĝ (3P at most); the primal (2L·B·N); the tangent
+        # and its temporaries (3·B·N)
+        return net.itemsize * (3 * net.P + (2 * net.L + 3) * B * net.N)
 
     def prepare(self, problem: Problem) -> GradFn:
         rng = np.random.default_rng(problem.seed)
@@ -45,7 +52,11 @@ class SPSA(Method):
     description = "SPSA: two losses along a random ±1 direction, unbiased up to O(c²)."
 
     def cost(self, net: Network) -> float:
-        return 3.0  # L(θ) for the reported loss, and L(θ ± cΔ)
+        return 3.0  # L(θ) for the reported loss, and L(θ ± cΔ): one stacked forward pass
+
+    def memory(self, net: Network, B: int) -> float:
+        # Δ, cΔ, θ ± cΔ and their stack of three, ĝ (8P); three forward passes at once (9·B·N)
+        return net.itemsize * (8 * net.P + 9 * B * net.N)
 
     def prepare(self, problem: Problem) -> GradFn:
         rng = np.random.default_rng(problem.seed)
