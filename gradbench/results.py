@@ -16,7 +16,7 @@ import pandas as pd
 
 from gradbench.errors import GradbenchError
 
-STATUSES = ("ok", "skipped", "error", "timeout")
+STATUSES = ("ok", "skipped", "error", "timeout", "crashed")
 
 # results/gradients.csv, one row per cell. Column names are a public interface.
 GRADIENT_COLUMNS = [
@@ -24,7 +24,8 @@ GRADIENT_COLUMNS = [
     "status", "reason", "note",
     "time_median_s", "time_min_s", "time_iqr_s", "rounds", "projected_s",
     "forward_time_s", "ratio_to_forward", "ratio_to_backprop", "ratio_to_floor", "loss_evals",
-    "peak_mem_bytes", "grad_error", "grad_error_mean", "cosine",
+    "peak_mem_bytes", "peak_rss_bytes", "memory_model_bytes", "projected_bytes",
+    "grad_error", "grad_error_mean", "cosine",
     "budget_s", "run_id", "timestamp", "machine", "numpy", "blas_threads",
 ]  # fmt: skip
 

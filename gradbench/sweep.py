@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import signal
 import sys
 import time
@@ -35,7 +36,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from gradbench import environment
+from gradbench import environment, memory
 from gradbench.config import Settings
 from gradbench.errors import one_line
 from gradbench.methods.backprop import matmul_floor
@@ -52,9 +53,11 @@ REFERENCES = {
     FORWARD: (lambda problem: lambda: problem.loss(problem.theta0), 1.0),
     FLOOR: (matmul_floor, math.nan),
 }
+# What the reference cells need beyond θ and the data, in bytes (gradbench.memory).
+REFERENCE_MEMORY = {FORWARD: memory.forward_bytes, FLOOR: memory.floor_bytes}
 FAST_S = 0.02  # cells faster than this get pytest-benchmark's auto-calibrated rounds
 MIN_ROUNDS = 3
-DONE = ("ok", "skipped", "timeout")  # statuses that resume does not redo
+DONE = ("ok", "skipped", "timeout", "crashed")  # statuses that resume does not redo
 
 # What makes two cells "the same measurement": resume skips a cell whose key is on file.
 KEY = ["method", "N", "L", "B", "dtype", "activation", "loss", "bias", "seed", "budget_s"]
@@ -105,12 +108,15 @@ class Sweep:
         out: Path,
         *,
         fresh: bool = False,
+        memory_budget: float | None = None,
     ) -> None:
         self.settings = settings
+        self.memory_budget = memory_budget or memory.default_budget()
         self.entries = {e.name: e for e in entries}
         self.out = Path(out)
         self.csv = self.out / "gradients.csv"
-        self.run_id = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+        # every worker process of one run shares the supervisor's run id
+        self.run_id = os.environ.get("GRADBENCH_RUN_ID") or run_id()
         self.env = environment.describe() | {"malloc_keeps_freed": environment.keep_freed_memory()}
         on_disk = (
             []
@@ -151,7 +157,8 @@ class Sweep:
     def on_file(self, cell: Cell) -> dict | None:
         """The finished row for this cell and configuration, if one is on file."""
         row = self.rows.get(self._id(cell))
-        return row if row is not None and row["status"] in DONE else None
+        done = row is not None and row["status"] in DONE and not memory.skipped(row)
+        return row if done else None
 
     def record(self, cell: Cell, **fields) -> dict:
         """Add (or replace) this cell's row and rewrite the CSV atomically."""
@@ -251,9 +258,12 @@ class Sweep:
         if (row := self.on_file(cell)) is not None:
             self.finished += 1
             return {**row, "resumed": True}
+        sizes = self._memory(cell)
+        if reason := memory.over_budget(sizes["projected_bytes"], self.memory_budget):
+            return self.record(cell, status="skipped", reason=reason, **sizes)
         problem = self.problem(cell.N, cell.L)
         if cell.method in REFERENCES:
-            return self._time(benchmark, cell, REFERENCES[cell.method][0](problem), 0.0, {})
+            return self._time(benchmark, cell, REFERENCES[cell.method][0](problem), 0.0, sizes)
         entry = self.entries[cell.method]
         if not entry.available:
             return self.record(cell, status="skipped", reason=f"unavailable: {entry.reason}")
@@ -268,10 +278,11 @@ class Sweep:
             with deadline(limit):
                 grad_fn = entry.method.prepare(problem)
             theta = problem.theta0
-            with deadline(limit), _peak_memory() as peak:
+            with deadline(limit), _peak_memory() as peak, memory.peak_rss() as rss:
                 t0 = time.perf_counter()
-                loss, grad = check_result(grad_fn(theta), problem)
+                result = grad_fn(theta)
                 first = time.perf_counter() - t0
+            loss, grad = check_result(result, problem)
         except CellTimeout as exc:
             return self.record(
                 cell,
@@ -279,18 +290,37 @@ class Sweep:
                 reason=str(exc),
                 projected_s=max(projected, limit),
                 note=note,
+                **sizes,
             )
         except Exception as exc:
             return self.record(
-                cell, status="error", reason=one_line(exc), projected_s=projected, note=note
-            )
+                cell, status="error", reason=one_line(exc), projected_s=projected, note=note,
+                **sizes,
+            )  # fmt: skip
         extra = {
             "projected_s": projected,
             "peak_mem_bytes": peak[0],
+            "peak_rss_bytes": rss[0],
+            **sizes,
             "note": note,
             **self._errors(grad),
         }
         return self._time(benchmark, cell, lambda: grad_fn(theta), max(first, projected), extra)
+
+    def _memory(self, cell: Cell) -> dict:
+        """The cell's declared memory model and projected bytes (θ, data and the model;
+        at least one forward pass's worth where the method declares no model)."""
+        net, B = self.settings.network(cell.N, cell.L), self.settings.B
+        if cell.method in REFERENCE_MEMORY:
+            declared = REFERENCE_MEMORY[cell.method](net, B)
+        else:
+            entry = self.entries[cell.method]
+            declared = memory.model_bytes(entry.method, net, B) if entry.available else None
+        least = memory.forward_bytes(net, B) if declared is None else declared
+        return {
+            "memory_model_bytes": math.nan if declared is None else declared,
+            "projected_bytes": memory.problem_bytes(net, B) + least,
+        }
 
     def _errors(self, grad: np.ndarray) -> dict:
         if self._reference is None:
@@ -427,6 +457,11 @@ def _plain(value):
 def _clock(seconds: float) -> str:
     seconds = int(round(seconds))
     return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+
+
+def run_id() -> str:
+    """A new run's id: the UTC time it started."""
+    return datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
 
 
 def write_line(text: str) -> None:
