@@ -1,20 +1,25 @@
 """The ``gradbench`` command: list, check, run, train, report.
 
 Every problem a user can cause (a bad argument, an unknown method, a broken plugin file,
-a corrupt results file) ends in one line on stderr and exit status 2, never a traceback.
+a corrupt results file, a size too large for memory, a results folder that cannot be
+written) ends in one line on stderr and exit status 2, never a traceback. An unexpected
+internal error is one line too, with exit status 1; ``--debug`` (or GRADBENCH_DEBUG=1)
+shows its traceback. Ctrl-C and SIGTERM keep what is finished and exit 128 + the signal.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import timeit
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
 
-from gradbench import config, registry
+from gradbench import __version__, config, lock, memory, registry, supervisor
 from gradbench.errors import GradbenchError, one_line
 from gradbench.methods.base import check_result, rho
 from gradbench.model import ACTIVATIONS, DTYPES, LOSSES, Network
@@ -44,10 +49,32 @@ def int_list(text: str) -> list[int]:
 
 
 def name_list(text: str) -> list[str]:
-    return [part.strip() for part in text.split(",") if part.strip()]
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError(f"expected comma-separated method names, got {text!r}")
+    return names
+
+
+def byte_size(text: str) -> int:
+    try:
+        return memory.parse_bytes(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _add_memory_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--memory-budget",
+        type=byte_size,
+        help="bytes one cell may use, e.g. 4G (default: half the memory available at start)",
+    )
+
+
+NETWORK_OPTIONS = ("activation", "loss", "dtype", "bias", "seed")
 
 
 def _add_network_args(p: argparse.ArgumentParser, *, grid: bool = False) -> None:
+    """Network options; for a grid (``run``) they default to the profile's values."""
     if grid:
         p.add_argument("--N", type=int_list, help="widths, e.g. 4,8,16")
         p.add_argument("--L", type=int_list, help="depths, e.g. 1,2,4")
@@ -56,32 +83,63 @@ def _add_network_args(p: argparse.ArgumentParser, *, grid: bool = False) -> None
         p.add_argument("--N", type=positive_int, default=8, help="width (default 8)")
         p.add_argument("--L", type=positive_int, default=3, help="depth (default 3)")
         p.add_argument("--B", type=positive_int, default=64, help="batch size (default 64)")
-        p.add_argument("--activation", choices=list(ACTIVATIONS), default="tanh")
-        p.add_argument("--loss", choices=list(LOSSES), default="cross_entropy")
-        p.add_argument("--dtype", choices=list(DTYPES), default="float64")
-        p.add_argument("--no-bias", dest="bias", action="store_false")
-        p.add_argument("--seed", type=int, default=0)
+    settings = config.Settings()
+    default = {k: None if grid else getattr(settings, k) for k in NETWORK_OPTIONS}
+    p.add_argument("--activation", choices=list(ACTIVATIONS), default=default["activation"])
+    p.add_argument("--loss", choices=list(LOSSES), default=default["loss"])
+    p.add_argument("--dtype", choices=list(DTYPES), default=default["dtype"])
+    p.add_argument("--no-bias", dest="bias", action="store_false", default=default["bias"])
+    p.add_argument("--seed", type=int, default=default["seed"])
     p.add_argument("--methods", type=name_list, help="comma-separated method names")
     p.add_argument("--plugin", action="append", default=[], help="a local plugin file (repeatable)")
+    _add_memory_arg(p)
+
+
+LIST_WIDTH = 100  # `gradbench list` fits a terminal this wide
+# The reference rows every sweep times at each size (gradbench.sweep.REFERENCES).
+TIMED_REFERENCES = {
+    "forward": "the shared forward pass: loss(θ), the denominator of ratio_to_forward",
+    "matmul-floor": "backprop's bare matrix products alone, into preallocated buffers",
+}
 
 
 def cmd_list(args: argparse.Namespace) -> int:
     example = Network(64, 4)
     rows = [
-        {
-            "method": e.name,
-            "kind": e.method.kind if e.available else "-",
-            "cost (fwd passes, N=64 L=4)": f"{e.method.cost(example):.0f}" if e.available else "-",
-            "status": "available" if e.available else f"unavailable: {e.reason}",
-            "description": e.method.description if e.available else e.origin,
-        }
-        for e in registry.discover(args.plugin).values()
+        (name, "reference", "1" if name == "forward" else "-", text)
+        for name, text in TIMED_REFERENCES.items()
     ]
-    print(pd.DataFrame(rows).to_string(index=False))
+    for e in registry.discover(args.plugin).values():
+        if e.available:
+            rows.append((e.name, e.method.kind, f"{e.method.cost(example):.0f}",
+                         e.method.description))  # fmt: skip
+        else:
+            rows.append((e.name, "-", "-", f"unavailable: {e.reason}"))
+    print(f"{len(rows)} rows; cost = forward-pass equivalents of one gradient at N=64, L=4")
+    for line in _columns(("method", "kind", "cost", "description"), rows, LIST_WIDTH):
+        print(line)
     return 0
 
 
+def _columns(header: tuple[str, ...], rows: list[tuple[str, ...]], width: int) -> list[str]:
+    """Left-aligned columns; the last one is wrapped so that no line exceeds ``width``."""
+    import textwrap
+
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header) - 1)]
+    indent = sum(w + 2 for w in widths)
+    lines = []
+    for row in [header, *rows]:
+        head = "".join(f"{cell:<{w}}  " for cell, w in zip(row, widths, strict=False))
+        wrapped = textwrap.wrap(row[-1], max(20, width - indent)) or [""]
+        lines.append(head + wrapped[0])
+        lines.extend(" " * indent + more for more in wrapped[1:])
+    return lines
+
+
 def cmd_check(args: argparse.Namespace) -> int:
+    budget = args.memory_budget or memory.default_budget()
+    memory.check_size(Network(args.N, args.L, args.activation, args.loss, args.bias,
+                              args.dtype), args.B, budget)  # fmt: skip
     problem = make_problem(
         args.N,
         args.L,
@@ -142,6 +200,7 @@ def _settings(args: argparse.Namespace):
     """The profile from the config file, with the command line's overrides on top."""
     settings = config.load(args.profile, args.config)
     overrides = {k: getattr(args, k) for k in ("N", "L", "B") if getattr(args, k) is not None}
+    overrides |= {k: getattr(args, k) for k in NETWORK_OPTIONS if getattr(args, k) is not None}
     overrides = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}
     if args.methods:
         overrides["methods"] = tuple(args.methods)
@@ -154,27 +213,89 @@ def _settings(args: argparse.Namespace):
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from gradbench import harness  # imports pytest: only when a sweep runs
-    from gradbench.sweep import Sweep
+    """The supervisor: lock the results folder, then run the sweep in worker processes
+    (gradbench.supervisor), each the same command line plus ``--worker K``."""
+    from gradbench.sweep import run_id
 
     settings = _settings(args)
-    entries = registry.discover(args.plugin)
+    entries = registry.select(registry.discover(args.plugin), _method_names(settings))
+    if args.worker:
+        return _run_worker(args, settings, entries)
+    out, this_run = Path(args.out), run_id()
+    budget = args.memory_budget or memory.default_budget()  # measured once, for every worker
+
+    def worker(k: int) -> list[str]:
+        extra = ["--worker", str(k), "--memory-budget", str(budget)]
+        return [sys.executable, "-m", "gradbench", *args.argv, *extra]
+
+    with lock.hold(out, "run", this_run, echo=_say):
+        status = supervisor.supervise(worker, out, _say, {supervisor.RUN_ID_ENV: this_run})
+    if status != 0:
+        return status
+    names = [*TIMED_REFERENCES, *(e.name for e in entries)]
+    counts = _statuses(out / "gradients.csv", settings, names)
+    print(summary_line(counts))
+    return 1 if args.strict and any(counts.get(s) for s in PROBLEMS) else 0
+
+
+def _method_names(settings) -> list[str] | None:
     names = list(settings.methods) if settings.methods else None
     if names and REFERENCE not in names:
         names.insert(0, REFERENCE)  # every cell's error ρ is measured against backprop
-    sweep = Sweep(settings, registry.select(entries, names), Path(args.out), fresh=args.fresh)
-    status = harness.run(sweep, args.threads)
+    return names
+
+
+def _run_worker(args: argparse.Namespace, settings, entries: list[registry.Entry]) -> int:
+    """One worker: measures in this process, through pytest-benchmark."""
+    from gradbench import harness  # imports pytest: only when a sweep runs
+    from gradbench.sweep import Sweep
+
+    supervisor.become_worker()
+    first = args.worker == 1  # later workers resume what the first began
+    sweep = Sweep(settings, entries, Path(args.out), fresh=args.fresh and first,
+                  memory_budget=args.memory_budget)  # fmt: skip
+    status = harness.run(sweep, args.threads, args.worker, args.retry_crashed)
+    if supervisor.received:
+        raise supervisor.Interrupted(supervisor.received)
     if status not in (0, 5):
         raise GradbenchError(
             f"the sweep stopped early (pytest exit {status}); finished cells are in {sweep.csv}"
         )
-    print(f"wrote {sweep.csv} and {sweep.out / 'raw'}/{sweep.run_id}.json")
+    print(f"wrote {sweep.csv} and {harness.raw_json(sweep, args.worker)}")
     return 0
+
+
+PROBLEMS = ("crashed", "timeout", "wrong", "error")  # statuses the last line warns about
+
+
+def summary_line(counts: Mapping[str, int]) -> str:
+    """The sweep's last line: cells by status, and a warning when any went wrong."""
+    total = sum(counts.values())
+    parts = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()) if n)
+    bad = sum(counts.get(s, 0) for s in PROBLEMS)
+    if bad:
+        return f"gradbench: {total} cells: {parts} — {bad} need a look (see reason column)"
+    return f"gradbench: {total} cells: {parts}"
+
+
+def _statuses(csv: Path, settings, methods: list[str]) -> dict[str, int]:
+    """This sweep's cells on file, counted by status."""
+    from gradbench.results import GRADIENT_COLUMNS, read_table
+
+    t = read_table(csv, GRADIENT_COLUMNS, missing_ok=True)
+    mine = (
+        t.method.isin(methods) & t.N.isin(settings.N) & t.L.isin(settings.L) & (t.B == settings.B)
+        & (t.dtype == settings.dtype) & (t.activation == settings.activation)
+        & (t.loss == settings.loss) & (t.bias == settings.bias) & (t.seed == settings.seed)
+        & (t.budget_s == settings.budget_s)
+    )  # fmt: skip
+    return t[mine].status.value_counts().to_dict()
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     from gradbench import training  # imports scipy.optimize: only when training runs
     from gradbench.results import write_atomic
+    from gradbench.sweep import run_id
 
     settings = _settings(args)
     if args.budget_train is not None:
@@ -184,7 +305,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     entries = registry.discover(args.plugin)
     registry.select(entries, [method for _, method in parsed if method])
     out = Path(args.out)
-    trajectories = training.run_all(settings, entries, out, fresh=args.fresh)
+    with lock.hold(out, "train", run_id(), echo=_say):
+        trajectories = training.run_all(settings, entries, out, fresh=args.fresh)
     summary = training.summarize(trajectories)
     write_atomic(summary, out / "training_summary.csv")
     print(summary.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
@@ -208,6 +330,10 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="gradbench", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"gradbench {__version__}")
+    parser.add_argument(
+        "--debug", action="store_true", help="show the traceback of an unexpected error"
+    )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     p = sub.add_parser("list", help="list every gradient method and whether it is available")
     p.add_argument("--plugin", action="append", default=[], help="a local plugin file")
@@ -228,6 +354,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--threads", type=positive_int, help="BLAS threads (default: all cores)")
     p.add_argument("--fresh", action="store_true", help="discard results on file and measure again")
+    p.add_argument(
+        "--retry-crashed", action="store_true", help="measure again the cells recorded crashed"
+    )
+    p.add_argument(
+        "--strict", action="store_true", help="exit 1 if any cell crashed, timed out or is wrong"
+    )
+    p.add_argument("--worker", type=positive_int, help=argparse.SUPPRESS)  # set by the supervisor
     p.set_defaults(func=cmd_run)
     p = sub.add_parser("train", help="gradient-free against gradient-based training, equal budgets")
     _add_run_args(p)
@@ -235,24 +368,41 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plugin", action="append", default=[], help="a local plugin file")
     p.add_argument("--fresh", action="store_true", help="discard runs on file")
     p.set_defaults(
-        func=cmd_train, N=None, L=None, B=None, methods=None, budget=None, hard_limit=None
-    )
+        func=cmd_train, N=None, L=None, B=None, methods=None, budget=None, hard_limit=None,
+        **dict.fromkeys(NETWORK_OPTIONS),
+    )  # fmt: skip
     p = sub.add_parser("report", help="fits, figures and REPORT.md from the CSV files alone")
     p.add_argument("--out", default="results", help="results folder (default results/)")
     p.set_defaults(func=cmd_report)
     return parser
 
 
+def _say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     from gradbench.environment import keep_freed_memory
 
     keep_freed_memory()  # before any measurement, for every method alike
+    argv = sys.argv[1:] if argv is None else list(argv)
+    debug = "--debug" in argv or os.environ.get("GRADBENCH_DEBUG", "") not in ("", "0")
+    supervisor.handle_termination()
     try:
         args = build_parser().parse_args(argv)
+        args.argv = argv
         return args.func(args)
     except (GradbenchError, ValueError) as exc:
-        print(f"gradbench: error: {exc}", file=sys.stderr)
+        _say(f"gradbench: error: {exc}")
         return 2
-    except KeyboardInterrupt:
-        print("gradbench: interrupted; results written so far are kept", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        _say("gradbench: interrupted; results written so far are kept")
+        return supervisor.exit_status(exc)
+    except Exception as exc:
+        if debug:
+            raise
+        _say(
+            f"gradbench: internal error: {one_line(exc)} "
+            "(run with --debug or GRADBENCH_DEBUG=1 for the traceback)"
+        )
+        return 1

@@ -113,6 +113,8 @@ def load(profile: str = "default", path: str | Path | None = None) -> Settings:
         raise GradbenchError(f"config file not found: {path}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise GradbenchError(f"config file {path} is not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise GradbenchError(f"cannot read config file {path}: {exc.strerror or exc}") from None
     if profile not in doc:
         raise GradbenchError(
             f"unknown profile {profile!r} in {path}; profiles: {', '.join(doc) or 'none'}"
