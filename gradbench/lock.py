@@ -57,6 +57,12 @@ def hold(
         raise GradbenchError(
             f"cannot create the results folder {folder}: {exc.strerror or exc}"
         ) from None
+    try:  # a folder that cannot be written is said so, not taken for a busy one
+        (folder / LOCK).touch()
+    except OSError as exc:
+        raise GradbenchError(
+            f"cannot write to the results folder {folder}: {exc.strerror or exc}"
+        ) from None
     lock = FileLock(str(folder / LOCK), timeout=0)
     try:
         lock.acquire()
@@ -65,10 +71,6 @@ def hold(
         who = describe(holder) if holder else "another gradbench run"
         raise GradbenchError(
             f"{folder} is in use by {who}; wait for it to finish or choose another --out"
-        ) from None
-    except OSError as exc:
-        raise GradbenchError(
-            f"cannot write to the results folder {folder}: {exc.strerror or exc}"
         ) from None
     try:
         if (stale := read_holder(folder)) is not None:

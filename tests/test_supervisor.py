@@ -91,6 +91,24 @@ def test_a_run_killed_mid_cell_records_that_cell_crashed_next_time(tmp_path, gri
     assert (t.drop(("crash-sleep", 3)).status == "ok").all() and len(t) == 4 * 3
 
 
+def test_sigterm_is_handled_like_ctrl_c(tmp_path, grid):
+    out, sleeping = tmp_path / "r", tmp_path / "sleeping"
+    env = {**os.environ, "GRADBENCH_TEST_SLEEPING": str(sleeping)}
+    argv = [sys.executable, "-m", "gradbench", "run", "--out", str(out), *grid,
+            "--methods", "backprop,crash-sleep"]  # fmt: skip
+    run_ = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)  # fmt: skip
+    _wait_for(sleeping)
+    run_.send_signal(signal.SIGTERM)
+    _, err = run_.communicate(timeout=60)
+    assert run_.returncode == 128 + signal.SIGTERM
+    assert err.strip().splitlines()[-1] == "gradbench: interrupted; results written so far are kept"
+    assert "Traceback" not in err
+    t = table(out)
+    assert (t.status == "ok").all() and ("crash-sleep", 3) not in t.index  # abandoned, kept out
+    assert len(t.xs(2, level="N")) == 4 and not (out / ".inflight.json").exists()
+
+
 def test_retry_crashed_measures_crashed_cells_again(tmp_path, grid):
     out = tmp_path / "r"
     strict = run(out, grid, "crash-exit", "--N", "3", "--strict")
