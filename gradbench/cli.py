@@ -254,6 +254,7 @@ def _run_worker(args: argparse.Namespace, settings, entries: list[registry.Entry
     first = args.worker == 1  # later workers resume what the first began
     sweep = Sweep(settings, entries, Path(args.out), fresh=args.fresh and first,
                   memory_budget=args.memory_budget)  # fmt: skip
+    sweep.echo_resumed = first
     status = harness.run(sweep, args.threads, args.worker, args.retry_crashed)
     if supervisor.received:
         raise supervisor.Interrupted(supervisor.received)

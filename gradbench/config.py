@@ -61,6 +61,11 @@ class Settings:
 def validate(settings: Settings, where: str) -> Settings:
     """The settings unchanged, or a GradbenchError naming ``where`` and what is wrong."""
     try:
+        for name in ("N", "L"):
+            if not getattr(settings, name):
+                raise ValueError(f"{name} needs at least one value")
+        if settings.methods is not None and not settings.methods:
+            raise ValueError("methods is empty (leave it out for every method)")
         for N in settings.N:
             for L in settings.L:
                 settings.network(N, L)

@@ -70,6 +70,8 @@ def read_table(path: Path, columns: list[str], *, missing_ok: bool = False) -> p
         raise GradbenchError(
             f"{path} is corrupt ({_first_line(exc)}); move it away or use --fresh"
         ) from None
+    except OSError as exc:
+        raise GradbenchError(f"cannot read {path}: {exc.strerror or exc}") from None
     lacking = [c for c in columns if c not in frame.columns]
     if lacking:
         raise GradbenchError(

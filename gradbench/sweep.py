@@ -133,6 +133,7 @@ class Sweep:
         self.started = time.perf_counter()
         self.finished = 0
         self.echo = write_line  # the harness points this past pytest's capture
+        self.echo_resumed = True  # a worker restarted after a crash does not list them again
         self._problem: Problem | None = None
         self._reference: np.ndarray | None = None
 
@@ -251,7 +252,8 @@ class Sweep:
         """Run (or skip, or resume) one cell, record it and report progress.
         ``benchmark`` is pytest-benchmark's fixture."""
         row = self._measure(benchmark, cell)
-        self.echo(self.progress(cell, row))
+        if self.echo_resumed or not row.get("resumed"):
+            self.echo(self.progress(cell, row))
         return row
 
     def _measure(self, benchmark, cell: Cell) -> dict:

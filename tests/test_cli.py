@@ -128,3 +128,27 @@ def test_the_same_plugin_file_twice_is_one_plugin(capsys):
 )  # fmt: skip
 def test_summary_line_counts_cells_by_status(counts, line):
     assert summary_line(counts) == line
+
+
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        ("[default]\nN = []\n", "N needs at least one value"),
+        ("[default]\nmethods = []\n", "methods is empty"),
+        ("[default]\ndtype = 'float16'\n", "float16"),
+        ("[default]\nbudget_s = -1.0\n", "budget_s must be positive"),
+    ],
+)
+def test_impossible_config_values_are_one_line(toml, message, tmp_path, capsys):
+    path = tmp_path / "grid.toml"
+    path.write_text(toml)
+    assert main(["run", "--config", str(path), "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err, err
+
+
+def test_a_results_file_that_cannot_be_read_is_one_line(tmp_path, capsys):
+    (tmp_path / "gradients.csv").mkdir()
+    assert main(["report", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "cannot read" in err, err
