@@ -7,6 +7,7 @@ a corrupt results file) ends in one line on stderr and exit status 2, never a tr
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import timeit
 from dataclasses import replace
@@ -162,13 +163,28 @@ def cmd_run(args: argparse.Namespace) -> int:
     names = list(settings.methods) if settings.methods else None
     if names and REFERENCE not in names:
         names.insert(0, REFERENCE)  # every cell's error ρ is measured against backprop
-    sweep = Sweep(settings, registry.select(entries, names), Path(args.out), fresh=args.fresh)
-    status = harness.run(sweep, args.threads)
+    sweep = Sweep(
+        settings,
+        registry.select(entries, names),
+        Path(args.out),
+        fresh=args.fresh,
+        extend=args.extend,
+        threads=args.threads or os.cpu_count() or 1,
+    )
+    status = harness.run(sweep)
     if status not in (0, 5):
         raise GradbenchError(
             f"the sweep stopped early (pytest exit {status}); finished cells are in {sweep.csv}"
         )
-    print(f"wrote {sweep.csv} and {sweep.out / 'raw'}/{sweep.run_id}.json")
+    print(f"wrote {sweep.csv} and {sweep.out / 'raw'}/{sweep.run_id}*.json.gz")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from gradbench import compare
+
+    table = compare.compare(compare.load(Path(args.a)), compare.load(Path(args.b)))
+    print(compare.render(table))
     return 0
 
 
@@ -227,8 +243,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds before a call is stopped (default 10× budget)",
     )
     p.add_argument("--threads", type=positive_int, help="BLAS threads (default: all cores)")
-    p.add_argument("--fresh", action="store_true", help="discard results on file and measure again")
+    how = p.add_mutually_exclusive_group()
+    how.add_argument(
+        "--fresh", action="store_true", help="archive the rows on file and measure everything"
+    )
+    how.add_argument(
+        "--extend",
+        action="store_true",
+        help="keep a run's rows of this machine and configuration; measure only missing cells",
+    )
     p.set_defaults(func=cmd_run)
+    p = sub.add_parser("compare", help="two results folders side by side, cell by cell")
+    p.add_argument("a", help="results folder A (the baseline)")
+    p.add_argument("b", help="results folder B")
+    p.set_defaults(func=cmd_compare)
     p = sub.add_parser("train", help="gradient-free against gradient-based training, equal budgets")
     _add_run_args(p)
     p.add_argument("--budget", dest="budget_train", type=positive_float, help="seconds per run")

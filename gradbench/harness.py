@@ -4,15 +4,14 @@ writes its own JSON, while :mod:`gradbench.sweep` decides and records around it.
 
 from __future__ import annotations
 
+import gzip
 import json
-import os
+import shutil
 from contextlib import nullcontext
 from pathlib import Path
 
 import pytest
-from threadpoolctl import threadpool_limits
 
-from gradbench import environment
 from gradbench.errors import GradbenchError
 from gradbench.results import write_text_atomic
 from gradbench.sweep import Sweep, write_line
@@ -53,24 +52,43 @@ class SweepPlugin:
         return None
 
 
-def run(sweep: Sweep, threads: int | None = None) -> int:
-    """Run every cell of ``sweep``; returns pytest's exit status."""
+def raw_path(folder: Path, run_id: str) -> Path:
+    """Where this session's raw JSON goes: ``raw/<run_id>.json.gz``, then
+    ``<run_id>.2.json.gz``, … for each resumption of the run."""
+    path, n = folder / f"{run_id}.json.gz", 1
+    while path.exists():
+        n += 1
+        path = folder / f"{run_id}.{n}.json.gz"
+    return path
+
+
+def compress(path: Path, target: Path) -> None:
+    """gzip ``path`` into ``target`` and remove it (pytest-benchmark writes plain JSON)."""
+    with path.open("rb") as src, gzip.open(target, "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    path.unlink()
+
+
+def run(sweep: Sweep) -> int:
+    """Run every cell of ``sweep``; returns pytest's exit status. The raw JSON ends up
+    gzipped in ``raw/``; a sweep that ran every cell marks its run finished."""
     if not SUITE.is_file():
         raise GradbenchError(f"benchmark suite not found at {SUITE} (install gradbench editable)")
     raw = sweep.out / "raw"
     raw.mkdir(parents=True, exist_ok=True)
-    threads = threads or os.cpu_count() or 1
-    with threadpool_limits(limits=threads, user_api="blas"):
-        sweep.env.update(environment.blas(), threads_requested=threads)
-        write_text_atomic(
-            json.dumps(sweep.environment_record(), indent=2, default=str),
-            sweep.out / "environment.json",
-        )
-        write_line(
-            f"gradbench: {len(sweep.cells)} cells, budget {sweep.settings.budget_s:g} s per "
-            f"gradient, BLAS threads {sweep.env['blas_threads']}; results in {sweep.out}/"
-        )
-        return pytest.main(
+    target = raw_path(raw, sweep.run_id)
+    plain = target.with_suffix("")  # <run_id>.json, compressed when pytest is done
+    write_text_atomic(
+        json.dumps(sweep.environment_record(), indent=2, default=str),
+        sweep.out / "environment.json",
+    )
+    write_line(
+        f"gradbench: {len(sweep.cells)} cells, budget {sweep.settings.budget_s:g} s per "
+        f"gradient, BLAS threads {sweep.env['blas_threads']}, machine {sweep.env['fingerprint']}, "
+        f"run {sweep.run_id}; results in {sweep.out}/"
+    )
+    try:
+        status = pytest.main(
             [
                 str(SUITE),
                 "-q",
@@ -80,7 +98,7 @@ def run(sweep: Sweep, threads: int | None = None) -> int:
                 "-W",
                 "ignore",
                 f"--rootdir={SUITE.parent}",
-                f"--benchmark-json={raw / f'{sweep.run_id}.json'}",
+                f"--benchmark-json={plain}",
                 "--benchmark-save-data",
                 f"--benchmark-max-time={sweep.settings.max_time_s}",
                 "--benchmark-columns=median,iqr,rounds",
@@ -88,3 +106,9 @@ def run(sweep: Sweep, threads: int | None = None) -> int:
             ],
             plugins=[SweepPlugin(sweep)],
         )
+    finally:
+        if plain.exists():
+            compress(plain, target)
+    if status in (0, 5):
+        sweep.finish()
+    return status

@@ -1,5 +1,6 @@
 """The harness end to end, through the real command line and pytest-benchmark."""
 
+import gzip
 import json
 import os
 import signal
@@ -48,15 +49,27 @@ def test_tiny_grid_writes_the_schema_with_sane_values(tiny):
     exact = ok[ok.method.isin(["fd-central", "forward-mode"])]
     assert (exact.grad_error < 1e-6).all() and (exact.peak_mem_bytes > 0).all()
     assert (ok.blas_threads == 1).all()
+    assert table.run_id.nunique() == 1 and table.fingerprint.nunique() == 1
+    paired = ok[ok.method != "forward"]
+    assert (paired.ratio_to_forward_lo <= paired.ratio_to_forward).all()
+    assert (paired.ratio_to_forward <= paired.ratio_to_forward_hi).all()
+    assert (paired.pairs == paired.rounds).all() and (paired.pairs >= 6).all()
+    assert (ok[ok.method == "backprop"].ratio_to_forward > 1).all()
 
 
 def test_raw_json_is_pytest_benchmarks_own_with_per_round_data(tiny):
     out, table, _ = tiny
-    (raw,) = (out / "raw").glob("*.json")
-    data = json.loads(raw.read_text())
+    (raw,) = (out / "raw").glob("*.json.gz")
+    data = json.loads(gzip.decompress(raw.read_bytes()))
     names = {b["extra_info"]["method"] for b in data["benchmarks"]}
     assert names == {"forward", "matmul-floor", "backprop", "fd-central", "forward-mode"}
-    assert all(len(b["stats"]["data"]) == b["stats"]["rounds"] for b in data["benchmarks"])
+    for b in data["benchmarks"]:
+        rounds = b["stats"]["rounds"]
+        assert len(b["stats"]["data"]) == rounds == b["extra_info"]["pairs"]
+        # every denominator timed before each round and once after the last
+        timed = [k for k in b["extra_info"] if k.endswith("_times_s")]
+        assert all(len(b["extra_info"][k]) == rounds + 1 for k in timed)
+        assert len(timed) == {"forward": 0, "matmul-floor": 1}.get(b["extra_info"]["method"], 2)
     env = json.loads((out / "environment.json").read_text())
     assert env["blas_threads"] == 1 and env["numpy"] and env["machine"]
 
@@ -84,10 +97,11 @@ def test_a_cell_projected_over_budget_is_skipped_not_run(tiny):
     assert (huge.projected_s > 0.2).all() and huge.reason.str.startswith("projected").all()
 
 
-def test_rerun_measures_nothing_again(tiny, tmp_path):
+def test_extend_measures_nothing_again(tiny, tmp_path):
     out, table, _ = tiny
     again, result = sweep(
         out,
+        "--extend",
         "--N",
         "2,3",
         "--L",
