@@ -215,21 +215,21 @@ def _settings(args: argparse.Namespace):
 def cmd_run(args: argparse.Namespace) -> int:
     """The supervisor: lock the results folder, then run the sweep in worker processes
     (gradbench.supervisor), each the same command line plus ``--worker K``."""
-    from gradbench.sweep import run_id
+    from gradbench.store import new_run_id
 
     settings = _settings(args)
     entries = registry.select(registry.discover(args.plugin), _method_names(settings))
     if args.worker:
         return _run_worker(args, settings, entries)
-    out, this_run = Path(args.out), run_id()
+    out = Path(args.out)
     budget = args.memory_budget or memory.default_budget()  # measured once, for every worker
 
     def worker(k: int) -> list[str]:
         extra = ["--worker", str(k), "--memory-budget", str(budget)]
         return [sys.executable, "-m", "gradbench", *args.argv, *extra]
 
-    with lock.hold(out, "run", this_run, echo=_say):
-        status = supervisor.supervise(worker, out, _say, {supervisor.RUN_ID_ENV: this_run})
+    with lock.hold(out, "run", new_run_id(), echo=_say):  # the worker names the run it opens
+        status = supervisor.supervise(worker, out, _say)
     if status != 0:
         return status
     names = [*TIMED_REFERENCES, *(e.name for e in entries)]
@@ -251,18 +251,35 @@ def _run_worker(args: argparse.Namespace, settings, entries: list[registry.Entry
     from gradbench.sweep import Sweep
 
     supervisor.become_worker()
-    first = args.worker == 1  # later workers resume what the first began
-    sweep = Sweep(settings, entries, Path(args.out), fresh=args.fresh and first,
-                  memory_budget=args.memory_budget)  # fmt: skip
+    first = args.worker == 1  # later workers resume the run the first one opened
+    sweep = Sweep(
+        settings,
+        entries,
+        Path(args.out),
+        fresh=args.fresh and first,
+        extend=args.extend and first,
+        threads=args.threads or os.cpu_count() or 1,
+        memory_budget=args.memory_budget,
+        retry_crashed=args.retry_crashed and first,
+    )
+    lock.note_run(sweep.out, sweep.run_id)
     sweep.echo_resumed = first
-    status = harness.run(sweep, args.threads, args.worker, args.retry_crashed)
+    status = harness.run(sweep)
     if supervisor.received:
         raise supervisor.Interrupted(supervisor.received)
     if status not in (0, 5):
         raise GradbenchError(
             f"the sweep stopped early (pytest exit {status}); finished cells are in {sweep.csv}"
         )
-    print(f"wrote {sweep.csv} and {harness.raw_json(sweep, args.worker)}")
+    print(f"wrote {sweep.csv} and {sweep.out / 'raw'}/{sweep.run_id}*.json.gz")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from gradbench import compare
+
+    table = compare.compare(compare.load(Path(args.a)), compare.load(Path(args.b)))
+    print(compare.render(table))
     return 0
 
 
@@ -280,23 +297,19 @@ def summary_line(counts: Mapping[str, int]) -> str:
 
 
 def _statuses(csv: Path, settings, methods: list[str]) -> dict[str, int]:
-    """This sweep's cells on file, counted by status."""
+    """This sweep's cells on file (the folder holds this run's configuration only),
+    counted by status."""
     from gradbench.results import GRADIENT_COLUMNS, read_table
 
     t = read_table(csv, GRADIENT_COLUMNS, missing_ok=True)
-    mine = (
-        t.method.isin(methods) & t.N.isin(settings.N) & t.L.isin(settings.L) & (t.B == settings.B)
-        & (t.dtype == settings.dtype) & (t.activation == settings.activation)
-        & (t.loss == settings.loss) & (t.bias == settings.bias) & (t.seed == settings.seed)
-        & (t.budget_s == settings.budget_s)
-    )  # fmt: skip
+    mine = t.method.isin(methods) & t.N.isin(settings.N) & t.L.isin(settings.L)
     return t[mine].status.value_counts().to_dict()
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     from gradbench import training  # imports scipy.optimize: only when training runs
     from gradbench.results import write_atomic
-    from gradbench.sweep import run_id
+    from gradbench.store import new_run_id
 
     settings = _settings(args)
     if args.budget_train is not None:
@@ -306,7 +319,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     entries = registry.discover(args.plugin)
     registry.select(entries, [method for _, method in parsed if method])
     out = Path(args.out)
-    with lock.hold(out, "train", run_id(), echo=_say):
+    with lock.hold(out, "train", new_run_id(), echo=_say):
         trajectories = training.run_all(settings, entries, out, fresh=args.fresh)
     summary = training.summarize(trajectories)
     write_atomic(summary, out / "training_summary.csv")
@@ -354,7 +367,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds before a call is stopped (default 10× budget)",
     )
     p.add_argument("--threads", type=positive_int, help="BLAS threads (default: all cores)")
-    p.add_argument("--fresh", action="store_true", help="discard results on file and measure again")
+    how = p.add_mutually_exclusive_group()
+    how.add_argument(
+        "--fresh", action="store_true", help="archive the rows on file and measure everything"
+    )
+    how.add_argument(
+        "--extend",
+        action="store_true",
+        help="keep a run's rows of this machine and configuration; measure only missing cells",
+    )
     p.add_argument(
         "--retry-crashed", action="store_true", help="measure again the cells recorded crashed"
     )
@@ -363,6 +384,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--worker", type=positive_int, help=argparse.SUPPRESS)  # set by the supervisor
     p.set_defaults(func=cmd_run)
+    p = sub.add_parser("compare", help="two results folders side by side, cell by cell")
+    p.add_argument("a", help="results folder A (the baseline)")
+    p.add_argument("b", help="results folder B")
+    p.set_defaults(func=cmd_compare)
     p = sub.add_parser("train", help="gradient-free against gradient-based training, equal budgets")
     _add_run_args(p)
     p.add_argument("--budget", dest="budget_train", type=positive_float, help="seconds per run")

@@ -43,6 +43,7 @@ class Settings:
     hard_limit_s: float = 20.0
     max_time_s: float = 0.2
     cell_time_s: float = 1.5
+    prepare_budget_s: float = 60.0
     methods: tuple[str, ...] | None = None
     train: TrainSettings = field(default_factory=TrainSettings)
 
@@ -75,7 +76,7 @@ def validate(settings: Settings, where: str) -> Settings:
             settings.network(*size)
         if settings.B < 1:
             raise ValueError(f"B must be a positive integer, got {settings.B}")
-        for name in ("budget_s", "hard_limit_s", "max_time_s", "cell_time_s"):
+        for name in ("budget_s", "hard_limit_s", "max_time_s", "cell_time_s", "prepare_budget_s"):
             if not getattr(settings, name) > 0:
                 raise ValueError(f"{name} must be positive")
         if settings.hard_limit_s < settings.budget_s:

@@ -45,6 +45,13 @@ def read_holder(folder: Path) -> dict | None:
     return holder if isinstance(holder, dict) else None
 
 
+def note_run(folder: Path, run_id: str) -> None:
+    """Name the run id in the holder's record once the run knows it (a resumed run keeps
+    the id of the run it continues)."""
+    if (holder := read_holder(folder)) is not None:
+        write_text_atomic(json.dumps(holder | {"run_id": run_id}), Path(folder) / HOLDER)
+
+
 @contextlib.contextmanager
 def hold(
     folder: Path, command: str, run_id: str, echo: Callable[[str], None] = print

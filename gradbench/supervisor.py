@@ -21,7 +21,7 @@ long command (``gradbench train``) can mark its own units the same way.
 Per-round timing data is kept too: pytest-benchmark writes its JSON only when its session
 ends, so the worker also appends each finished benchmark to a journal (``.jsonl`` beside
 the JSON it will write); the journal of a worker that died is sealed by the supervisor
-into a JSON file of pytest-benchmark's own format.
+into the gzipped JSON file the worker would have written, in pytest-benchmark's format.
 
 The worker dies with the supervisor (``PR_SET_PDEATHSIG`` on Linux), so a killed run
 leaves nothing running. SIGTERM, to either, is handled like Ctrl-C: the unit in flight
@@ -33,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import gzip
 import json
 import os
 import signal
@@ -48,7 +49,6 @@ from gradbench.results import write_text_atomic
 
 MARKER = ".inflight.json"
 SUPERVISOR_ENV = "GRADBENCH_SUPERVISOR"  # the supervisor's pid, set in every worker
-RUN_ID_ENV = "GRADBENCH_RUN_ID"  # one run id for every worker of a run
 PR_SET_PDEATHSIG = 1
 received: int | None = None  # the interrupting signal, once one arrived
 
@@ -141,17 +141,15 @@ def supervise(
     command: Callable[[int], list[str]],
     folder: Path,
     echo: Callable[[str], None],
-    env: dict[str, str] | None = None,
 ) -> int:
-    """Run workers ``command(1)``, ``command(2)``, … (with ``env`` added to the
-    environment) until one ends without dying in a unit of work; returns that worker's
-    exit status."""
+    """Run workers ``command(1)``, ``command(2)``, … until one ends without dying in a
+    unit of work; returns that worker's exit status."""
     inflight = InFlight(folder)
     seal_journals(folder)  # a run killed last time may have left one
     last = None
     worker = 1
     while True:
-        returncode = _run_worker(command(worker), env or {})
+        returncode = _run_worker(command(worker))
         marker = inflight.read()
         if marker is None:
             if returncode < 0:  # died outside any unit: starting again would not help
@@ -171,7 +169,7 @@ def supervise(
         last, worker = marker["what"], worker + 1
 
 
-def _run_worker(argv: list[str], env: dict[str, str]) -> int:
+def _run_worker(argv: list[str]) -> int:
     """Run one worker to its end, forwarding SIGINT and SIGTERM to it."""
     proc: subprocess.Popen | None = None
 
@@ -181,7 +179,7 @@ def _run_worker(argv: list[str], env: dict[str, str]) -> int:
 
     previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        env = {**os.environ, **env, SUPERVISOR_ENV: str(os.getpid())}
+        env = {**os.environ, SUPERVISOR_ENV: str(os.getpid())}
         # its own session: a terminal's Ctrl-C reaches the worker once, through `forward`
         proc = subprocess.Popen(argv, env=env, start_new_session=True)
         return proc.wait()
@@ -210,6 +208,12 @@ def journal_path(json_path: Path) -> Path:
     return json_path.with_name(json_path.name + "l")  # x.json → x.jsonl
 
 
+def sealed_path(journal: Path) -> Path:
+    """The gzipped JSON a journal stands for: x.jsonl → x.json.gz (as the harness keeps
+    pytest-benchmark's JSON)."""
+    return journal.with_name(journal.name[: -len("l")] + ".gz")
+
+
 def seal_journals(folder: Path) -> list[Path]:
     """Turn every journal left in ``<folder>/raw`` into the JSON file its worker would have
     written (pytest-benchmark's format, with this machine's info); returns the files."""
@@ -228,7 +232,7 @@ def seal_journals(folder: Path) -> list[Path]:
         for line in lines:
             with contextlib.suppress(ValueError):  # a line cut short by the death
                 benchmarks.append(json.loads(line))
-        target = journal.with_suffix(".json")
+        target = sealed_path(journal)
         if benchmarks:
             document = {
                 "machine_info": machine,
@@ -237,7 +241,8 @@ def seal_journals(folder: Path) -> list[Path]:
                 "datetime": _now(),
                 "version": __version__,
             }
-            write_text_atomic(json.dumps(document, indent=1), target)
+            with gzip.open(target, "wt") as f:
+                json.dump(document, f)
             sealed.append(target)
         journal.unlink()
     return sealed
@@ -281,10 +286,9 @@ class Journal:
                 f.writelines(lines)
 
     def close(self) -> None:
-        """After the session: pytest-benchmark has written its JSON, and the journal goes;
-        where it has not (an interrupted session), the journal is sealed instead."""
-        json_path = self.path.with_suffix(".json")
-        if json_path.exists():
+        """After the session: pytest-benchmark's JSON is kept, and the journal goes; where
+        there is none (an interrupted session), the journal is sealed instead."""
+        if sealed_path(self.path).exists():
             self.path.unlink(missing_ok=True)
         else:
             seal_journals(self.path.parent.parent)

@@ -72,3 +72,37 @@ class Slow(_Fake):
             return problem.loss(theta), np.zeros_like(theta)
 
         return grad_fn
+
+
+class WrongGradient(_Fake):
+    """Claims to be exact but returns backprop's gradient × 1.1: must be recorded wrong."""
+
+    name = "fake-wrong"
+    kind = "exact"
+
+    def tolerance(self, dtype):
+        return 1e-8
+
+    def prepare(self, problem):
+        from gradbench.methods.backprop import Backprop
+
+        exact = Backprop().prepare(problem)
+
+        def grad_fn(theta):
+            loss, grad = exact(theta)
+            return loss, 1.1 * grad
+
+        return grad_fn
+
+
+class WritesTheta(_Fake):
+    """Writes into the θ it is handed: must fail in its own cells only."""
+
+    name = "fake-writes-theta"
+
+    def prepare(self, problem):
+        def grad_fn(theta):
+            theta[0] += 1.0
+            return problem.loss(theta), np.zeros_like(theta)
+
+        return grad_fn

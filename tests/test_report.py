@@ -8,8 +8,7 @@ import pytest
 
 from gradbench import fits, report
 from gradbench.cli import main
-from gradbench.results import TRAINING_COLUMNS, write_atomic
-from gradbench.sweep import tidy
+from gradbench.results import GRADIENT_COLUMNS, TRAINING_COLUMNS, write_atomic
 
 
 def fixture_gradients() -> pd.DataFrame:
@@ -95,7 +94,17 @@ def fixture_gradients() -> pd.DataFrame:
             "reason": "RuntimeError: boom",
         }
     )
-    return tidy(pd.DataFrame(rows))
+    return with_ratios(pd.DataFrame(rows))
+
+
+def with_ratios(frame: pd.DataFrame) -> pd.DataFrame:
+    """The fixture's ratios, as a sweep pairs them inside each cell: time over the forward
+    pass and over backprop at the same size."""
+    for method, ratio in (("forward", "ratio_to_forward"), ("backprop", "ratio_to_backprop")):
+        times = frame[frame.method == method].set_index(["N", "L"])["time_median_s"]
+        frame[ratio] = frame.time_median_s / frame.join(times.rename("_t"), on=["N", "L"])._t
+    frame["forward_time_s"] = frame.time_median_s / frame.ratio_to_forward
+    return frame.reindex(columns=GRADIENT_COLUMNS)
 
 
 def fixture_training() -> pd.DataFrame:

@@ -1,6 +1,7 @@
 """Crash isolation and one run per folder, with real processes: plugins that kill their
 interpreter, a run killed with SIGKILL, two runs at once, a lock left by a dead run."""
 
+import gzip
 import json
 import os
 import signal
@@ -64,11 +65,11 @@ def test_a_crashing_plugin_costs_only_its_own_cells(tmp_path, grid):
     assert "2 crashed" in last and "13 ok" in last
     # the per-round data of every timed cell reached a raw JSON file, sealed or not
     timed = set()
-    for raw in (out / "raw").glob("*.json"):
-        for bench in json.loads(raw.read_text())["benchmarks"]:
+    for raw in (out / "raw").glob("*.json.gz"):
+        for bench in json.loads(gzip.decompress(raw.read_bytes()))["benchmarks"]:
             assert len(bench["stats"]["data"]) == bench["stats"]["rounds"]
-            timed.add((bench["params"]["cell"], bench["extra_info"]["method"]))
-    assert len(timed) == 13
+            timed.add((bench["extra_info"]["method"], bench["extra_info"]["N"]))
+    assert len(timed) == 13 and ("crash-exit", 2) in timed  # measured by the worker that died
     assert not list((out / "raw").glob("*.jsonl")) and not (out / ".inflight.json").exists()
 
 
@@ -110,15 +111,17 @@ def test_sigterm_is_handled_like_ctrl_c(tmp_path, grid):
 
 
 def test_retry_crashed_measures_crashed_cells_again(tmp_path, grid):
-    out = tmp_path / "r"
+    out, fixed = tmp_path / "r", {"GRADBENCH_TEST_CRASH_N": "0"}
     strict = run(out, grid, "crash-exit", "--N", "3", "--strict")
-    assert strict.returncode == 1  # --strict: a crashed cell fails the run
+    assert strict.returncode == 1, strict.stderr  # --strict: a crashed cell fails the run
     assert "1 crashed" in strict.stdout.strip().splitlines()[-1]
-    assert run(out, grid, "crash-exit", "--N", "3").returncode == 0  # without: it does not
-    fixed = {"GRADBENCH_TEST_CRASH_N": "0"}
-    assert run(out, grid, "crash-exit", "--N", "3", env=fixed).returncode == 0
-    assert table(out).loc[("crash-exit", 3), "status"] == "crashed"  # not retried unasked
-    assert run(out, grid, "crash-exit", "--N", "3", "--retry-crashed", env=fixed).returncode == 0
+    # --extend keeps the run's cells: a crashed one is not measured again unasked …
+    again = run(out, grid, "crash-exit", "--N", "3", "--extend", env=fixed)
+    assert again.returncode == 0 and "1 crashed" in again.stdout.strip().splitlines()[-1]
+    assert table(out).loc[("crash-exit", 3), "status"] == "crashed"
+    # … and is with --retry-crashed
+    retry = run(out, grid, "crash-exit", "--N", "3", "--extend", "--retry-crashed", env=fixed)
+    assert retry.returncode == 0, retry.stderr
     assert table(out).loc[("crash-exit", 3), "status"] == "ok"
 
 
