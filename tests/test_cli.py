@@ -1,5 +1,6 @@
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from conftest import gradbench
 
@@ -152,3 +153,17 @@ def test_a_results_file_that_cannot_be_read_is_one_line(tmp_path, capsys):
     assert main(["report", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "cannot read" in err, err
+
+
+def test_run_takes_the_network_options_of_check(tmp_path):
+    out = tmp_path / "r"
+    options = ["--activation", "relu", "--loss", "mse", "--dtype", "float32", "--no-bias",
+               "--seed", "7"]  # fmt: skip
+    result = gradbench("run", "--out", str(out), "--N", "3", "--L", "1", "--threads", "1",
+                       "--methods", "backprop", "--budget", "0.2", *options)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    table = pd.read_csv(out / "gradients.csv")
+    assert len(table) == 3 and (table.status == "ok").all()
+    assert set(zip(table.activation, table.loss, table.dtype, table.bias, table.seed,
+                   strict=True)) == {("relu", "mse", "float32", False, 7)}  # fmt: skip
+    assert (table.P == 9).all()  # N² · L without bias
