@@ -326,6 +326,9 @@ class Sweep:
                 result = grad_fn(theta)
                 first = time.perf_counter() - t0
             loss, grad = check_result(result, problem)
+            if first < memory.WARM_S:  # cheap: measure a warm call, past lazy set-up
+                with deadline(limit), memory.peak_rss() as rss:
+                    grad_fn(theta)
         except CellTimeout as exc:
             return self.record(
                 cell, status="timeout", reason=str(exc), note=note,
