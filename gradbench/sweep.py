@@ -42,13 +42,14 @@ from gradbench import __version__, environment
 from gradbench.config import Settings
 from gradbench.errors import one_line
 from gradbench.methods.backprop import matmul_floor
-from gradbench.methods.base import check_result, rho
+from gradbench.methods.base import ask
 from gradbench.pairing import Pairs
-from gradbench.problem import Problem
+from gradbench.problem import Problem, read_only
 from gradbench.projection import Budgets, project_prepare, project_time, skip_reason
 from gradbench.registry import Entry
 from gradbench.results import GRADIENT_COLUMNS
 from gradbench.store import Store
+from gradbench.testing import check_grads, reference_gradient
 
 FORWARD = "forward"  # the shared reference forward pass, one row per (N, L)
 FLOOR = "matmul-floor"  # backprop's bare matrix products, one row per (N, L)
@@ -256,8 +257,9 @@ class Sweep:
         return seconds, prepare, reason
 
     def _prepare_cost(self, cell: Cell) -> float | None:
-        cost = getattr(self.entries[cell.method].method, "prepare_cost", None)
-        return cost(self.settings.network(cell.N, cell.L)) if cost else None
+        entry = self.entries[cell.method]
+        net = self.settings.network(cell.N, cell.L)
+        return ask(entry.method, "prepare_cost", net) if entry.available else None
 
     # -- one cell ------------------------------------------------------------------------
 
@@ -267,7 +269,7 @@ class Sweep:
             self._problem = s.problem(N, L)
             ref = self.entries.get(REFERENCE)
             self._backprop = ref.method.prepare(self._problem) if ref and ref.available else None
-            self._reference = self._backprop(self._problem.theta0)[1] if self._backprop else None
+            self._reference = reference_gradient(self._problem, self._problem.theta0)
         return self._problem
 
     def measure(self, benchmark, cell: Cell) -> dict:
@@ -285,7 +287,7 @@ class Sweep:
         problem = self.problem(cell.N, cell.L)
         if cell.method in REFERENCES:
             call = REFERENCES[cell.method][0](problem)
-            return self._time(benchmark, cell, call, 0.0, {})
+            return self._time(benchmark, cell, call, 0.0, {}, {"status": "ok"})
         entry = self.entries[cell.method]
         if not entry.available:
             return self.record(cell, status="skipped", reason=f"unavailable: {entry.reason}")
@@ -302,8 +304,7 @@ class Sweep:
             return self.record(cell, status="skipped", reason=reason, **projections)
         note = entry.method.note(problem)
         limit = self.settings.hard_limit_s
-        theta = problem.theta0.view()
-        theta.flags.writeable = False  # a method writing into θ fails in its own cell
+        theta = read_only(problem.theta0)  # a method writing into θ fails in its own cell
         try:
             with deadline(limit):
                 t0 = time.perf_counter()
@@ -311,36 +312,37 @@ class Sweep:
                 prepare_s = time.perf_counter() - t0
             with deadline(limit), _peak_memory() as peak:
                 t0 = time.perf_counter()
-                loss, grad = check_result(grad_fn(theta), problem)
+                verdict = check_grads(
+                    entry.method, problem, theta, self._reference, grad_fn=grad_fn
+                )
                 first = time.perf_counter() - t0
         except CellTimeout as exc:
             return self.record(
                 cell, status="timeout", reason=str(exc), note=note,
                 **projections | {"projected_s": max(projected, limit)},
             )  # fmt: skip
-        except Exception as exc:
+        except Exception as exc:  # prepare raised
             return self.record(cell, status="error", reason=one_line(exc), note=note, **projections)
+        checked = {
+            "grad_error": verdict.grad_error,
+            "grad_error_mean": verdict.grad_error_mean,
+            "cosine": verdict.cosine,
+            "tolerance": verdict.tolerance,
+        }
+        if verdict.status == "error":
+            return self.record(
+                cell, status="error", reason=verdict.reason, note=note, **projections, **checked
+            )
         extra = {
             **projections,
+            **checked,
             "prepare_s": prepare_s,
             "peak_mem_bytes": peak[0],
             "note": note,
             **_stats_columns(grad_fn),
-            **self._errors(grad),
         }
-        return self._time(benchmark, cell, lambda: grad_fn(theta), first, extra)
-
-    def _errors(self, grad: np.ndarray) -> dict:
-        if self._reference is None:
-            return {}
-        err, ref = rho(grad, self._reference), self._reference
-        norms = np.linalg.norm(grad) * np.linalg.norm(ref)
-        cosine = float(grad @ ref / norms) if norms > 0 else math.nan
-        return {
-            "grad_error": float(err.max()),
-            "grad_error_mean": float(err.mean()),
-            "cosine": cosine,
-        }
+        outcome = {"status": verdict.status, "reason": verdict.reason}  # ok or wrong
+        return self._time(benchmark, cell, lambda: grad_fn(theta), first, extra, outcome)
 
     def denominators(self, cell: Cell) -> dict[str, Callable[[], object]]:
         """What the cell's rounds alternate with: the forward pass for all but the forward
@@ -360,10 +362,12 @@ class Sweep:
             out["backprop"] = lambda: self._backprop(theta)
         return out
 
-    def _time(self, benchmark, cell: Cell, call, expected: float, extra: dict) -> dict:
+    def _time(
+        self, benchmark, cell: Cell, call, expected: float, extra: dict, outcome: dict
+    ) -> dict:
         """Time ``call`` with pytest-benchmark in pedantic rounds, each preceded (untimed)
         by one call of every denominator, and one more after the last round; under the
-        hard limit."""
+        hard limit. ``outcome`` is the status (and reason) of a cell timed to the end."""
         s = self.settings
         probe = Pairs(self.denominators(cell))
         probe.tick()
@@ -392,23 +396,9 @@ class Sweep:
             "rounds": stats.rounds,
         }
         paired = pairs.summary(stats.data) | _identity(cell.method, stats.median, stats.rounds)
-        row = self.record(cell, **(extra | times | paired | self._verdict(cell, extra)))
+        row = self.record(cell, **(extra | times | paired | outcome))
         benchmark.extra_info.update({k: _plain(v) for k, v in row.items()} | pairs.raw())
         return row
-
-    def _verdict(self, cell: Cell, extra: dict) -> dict:
-        """``ok``, or ``wrong`` with the reason when the gradient's error exceeds the
-        method's tolerance."""
-        entry = self.entries.get(cell.method)
-        tolerance = _tolerance(entry.method, self.settings.dtype) if entry else None
-        error = extra.get("grad_error", math.nan)
-        if tolerance is not None and error > tolerance:
-            return {
-                "status": "wrong",
-                "reason": f"grad_error {error:.2g} > tolerance {tolerance:g}",
-                "tolerance": tolerance,
-            }
-        return {"status": "ok", "tolerance": tolerance}
 
     # -- progress ------------------------------------------------------------------------
 
@@ -467,11 +457,6 @@ def _identity(method: str, median: float, rounds: int) -> dict:
         return {}
     one = {f"ratio_to_{ratio}": 1.0, f"ratio_to_{ratio}_lo": 1.0, f"ratio_to_{ratio}_hi": 1.0}
     return one | ({"forward_time_s": median, "pairs": rounds} if method == FORWARD else {})
-
-
-def _tolerance(method, dtype: str) -> float | None:
-    tolerance = getattr(method, "tolerance", None)
-    return tolerance(dtype) if tolerance else None
 
 
 def _stats_columns(grad_fn) -> dict:

@@ -254,15 +254,15 @@ def test_rounds_fill_the_time_of_the_cell(expected, per_round, rounds):
     assert rounds_for(expected, per_round, settings) == rounds
 
 
-def test_wrong_gradient_is_timed_and_marked_wrong_and_writing_theta_fails_alone(tmp_path):
-    methods = "backprop,fake-wrong,fake-writes-theta,fd-central"
+def test_wrong_gradient_is_timed_and_marked_wrong_and_writing_data_fails_alone(tmp_path):
+    methods = "backprop,fake-off-by-ten-percent,fake-writes-theta,fake-writes-data,fd-central"
     table, _ = sweep(tmp_path, "--N", "2,3", "--L", "1", "--methods", methods, "--plugin", FAKES)
     by = table.set_index(["method", "N"])
-    wrong = table[table.method == "fake-wrong"]
+    wrong = table[table.method == "fake-off-by-ten-percent"]
     assert (wrong.status == "wrong").all() and (wrong.time_median_s > 0).all()
     assert wrong.reason.str.contains("> tolerance 1e-08").all() and (wrong.tolerance == 1e-8).all()
-    writes = table[table.method == "fake-writes-theta"]
-    assert (writes.status == "error").all()
+    writes = table[table.method.isin(["fake-writes-theta", "fake-writes-data"])]
+    assert len(writes) == 4 and (writes.status == "error").all()
     assert writes.reason.str.contains("read-only").all()
     assert by.loc[("fd-central", 3), "status"] == "ok"  # after it, at the same size
     assert by.loc[("fd-central", 3), "grad_error"] < 1e-6
