@@ -61,7 +61,7 @@ REFERENCES = {
 }
 FAST_S = 0.02  # cells faster than this fill max_time_s; slower ones cell_time_s
 MIN_ROUNDS = 6  # the fewest pairs that give a 95 % interval for the median ratio
-MAX_ROUNDS = 1000  # enough pairs for a tight interval; keeps the raw JSON small
+MAX_ROUNDS = 500  # enough pairs for a tight interval; keeps the raw JSON small
 # A resumed run keeps a row of these statuses; ``error`` is tried again, ``crashed`` only
 # when asked (a cell that killed its process would kill it again).
 FINAL = ("ok", "wrong", "skipped", "timeout")

@@ -243,7 +243,7 @@ def test_the_key_holds_every_setting_that_changes_a_measurement():
 @pytest.mark.parametrize(
     ("expected", "per_round", "rounds"),
     [
-        (1e-4, 2e-4, 1000),  # fast: 0.2 s / 0.2 ms, at the cap
+        (1e-4, 2e-4, 500),  # fast: 0.2 s / 0.2 ms = 1000, capped
         (1e-3, 2e-3, 100),  # fast: 0.2 s / 2 ms
         (0.1, 0.15, 10),  # slow: 1.5 s / 0.15 s
         (1.0, 1.2, 6),  # slow: at least 6 pairs, for a 95 % interval
