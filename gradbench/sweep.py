@@ -136,8 +136,10 @@ class Sweep:
         fresh: bool = False,
         extend: bool = False,
         threads: int | None = None,
+        retry_crashed: bool = False,
     ) -> None:
         self.settings = settings
+        self.retry_crashed = retry_crashed
         self.entries = {e.name: e for e in entries}
         self.out = Path(out)
         self.threads = threads
@@ -193,7 +195,8 @@ class Sweep:
     def on_file(self, cell: Cell) -> dict | None:
         """The finished row for this cell, if this run (or the one it resumes) has one."""
         row = self.row(cell)
-        return row if row is not None and kept_on_resume(row["status"]) else None
+        keep = row is not None and kept_on_resume(row["status"], retry_crashed=self.retry_crashed)
+        return row if keep else None
 
     def record(self, cell: Cell, **fields) -> dict:
         """Add (or replace) this cell's row; the store rewrites the CSV atomically."""
