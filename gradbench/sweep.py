@@ -60,6 +60,10 @@ REFERENCES = {
     FLOOR: (matmul_floor, math.nan),
 }
 FAST_S = 0.02  # cells faster than this fill max_time_s; slower ones cell_time_s
+# The first (validation) call is cold and checked, so it overstates a fast call's time
+# (measured: 30 ms for a 0.4 ms gradient, hence 7 rounds instead of hundreds); below this,
+# one more call, warm, sets the number of rounds.
+PROBE_BELOW_S = 0.2
 MIN_ROUNDS = 6  # the fewest pairs that give a 95 % interval for the median ratio
 MAX_ROUNDS = 500  # enough pairs for a tight interval; keeps the raw JSON small
 # A resumed run keeps a row of these statuses; ``error`` is tried again, ``crashed`` only
@@ -374,7 +378,7 @@ class Sweep:
         s = self.settings
         probe = Pairs(self.denominators(cell))
         probe.tick()
-        if expected <= 0:  # a reference cell: one call tells how long it takes
+        if expected < PROBE_BELOW_S:  # one warm call tells the round's length better
             t0 = time.perf_counter()
             call()
             expected = time.perf_counter() - t0
