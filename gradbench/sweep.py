@@ -61,9 +61,11 @@ REFERENCES = {
 }
 FAST_S = 0.02  # cells faster than this fill max_time_s; slower ones cell_time_s
 # The first (validation) call is cold and checked, so it overstates a fast call's time
-# (measured: 30 ms for a 0.4 ms gradient, hence 7 rounds instead of hundreds); below this,
-# one more call, warm, sets the number of rounds.
+# (measured: 30 ms for a 0.4 ms gradient, hence 7 rounds instead of hundreds), and one
+# call on a busy machine can be 20× slow: a call faster than PROBE_BELOW_S is probed up
+# to PROBES more times, with its denominators, and the fastest of each sets the rounds.
 PROBE_BELOW_S = 0.2
+PROBES = 3
 MIN_ROUNDS = 6  # the fewest pairs that give a 95 % interval for the median ratio
 MAX_ROUNDS = 500  # enough pairs for a tight interval; keeps the raw JSON small
 # A resumed run keeps a row of these statuses; ``error`` is tried again, ``crashed`` only
@@ -376,13 +378,14 @@ class Sweep:
         by one call of every denominator, and one more after the last round; under the
         hard limit. ``outcome`` is the status (and reason) of a cell timed to the end."""
         s = self.settings
-        probe = Pairs(self.denominators(cell))
-        probe.tick()
-        if expected < PROBE_BELOW_S:  # one warm call tells the round's length better
+        probe, calls = Pairs(self.denominators(cell)), [expected] if expected > 0 else []
+        while len(calls) <= PROBES and not (calls and min(calls) >= PROBE_BELOW_S):
+            probe.tick()
             t0 = time.perf_counter()
             call()
-            expected = time.perf_counter() - t0
-        rounds = rounds_for(expected, expected + sum(t[0] for t in probe.times.values()), s)
+            calls.append(time.perf_counter() - t0)
+        per_round = min(calls) + sum(min(t, default=0.0) for t in probe.times.values())
+        rounds = rounds_for(min(calls), per_round, s)
         pairs = Pairs(self.denominators(cell))
         try:
             with deadline(s.hard_limit_s * rounds + s.max_time_s * 10):
