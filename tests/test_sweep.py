@@ -338,3 +338,14 @@ def test_quick_then_default_on_a_copy_of_the_committed_results(tmp_path):
         pd.read_csv(out / "archive" / run / "gradients.csv") for run in committed.run_id.unique()
     )
     assert len(archived) == len(committed)
+
+
+def test_the_fingerprint_does_not_depend_on_how_gradbench_is_started(tmp_path):
+    """The console script and ``python -m`` load numpy's and scipy's BLAS in another
+    order; the fingerprint must be the same."""
+    code = "from gradbench.environment import fingerprint; print(fingerprint())"
+    env = {k: v for k, v in os.environ.items() if k != "GRADBENCH_FINGERPRINT"}
+    first = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    later = "import scipy.linalg, numpy.linalg; " + code
+    second = subprocess.run([sys.executable, "-c", later], capture_output=True, text=True, env=env)
+    assert first.stdout == second.stdout and len(first.stdout.strip()) == 12
