@@ -21,9 +21,9 @@ import pandas as pd
 
 from gradbench import __version__, config, lock, memory, registry, supervisor
 from gradbench.errors import GradbenchError, one_line
-from gradbench.methods.base import check_result, rho
 from gradbench.model import ACTIVATIONS, DTYPES, LOSSES, Network
 from gradbench.problem import make_problem
+from gradbench.testing import check_grads, reference_gradient
 
 REFERENCE = "backprop"  # the exact method every other gradient is compared with
 
@@ -151,20 +151,22 @@ def cmd_check(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     entries = registry.discover(args.plugin)
-    reference = registry.select(entries, [REFERENCE])[0].method
+    methods = registry.select(entries, args.methods)
     theta = problem.theta0
-    _, g_ref = reference.prepare(problem)(theta)
+    g_ref = reference_gradient(problem, theta)
     print(
         f"N={args.N} L={args.L} B={args.B} P={problem.P} {args.activation} {args.loss} "
-        f"{args.dtype} bias={args.bias}; reference loss {problem.loss(theta):.12g}"
+        f"{args.dtype} bias={args.bias}; loss {problem.loss(theta):.12g}; "
+        "grad_error = max ρ against float64 backprop"
     )
-    rows = [_check_one(e, problem, theta, g_ref) for e in registry.select(entries, args.methods)]
+    rows = [_check_one(e, problem, g_ref) for e in methods]
     print(pd.DataFrame(rows).to_string(index=False))
     return 0
 
 
-def _check_one(entry: registry.Entry, problem, theta, g_ref) -> dict:
-    row = {"method": entry.name, "loss": "", "rho_max": "", "rho_mean": "", "time_s": ""}
+def _check_one(entry: registry.Entry, problem, g_ref) -> dict:
+    row = {"method": entry.name, "loss": "", "grad_error": "", "grad_error_mean": ""}
+    row |= {"tolerance": "", "time_s": ""}
     if not entry.available:
         return row | {"status": f"unavailable: {entry.reason}"}
     method = entry.method
@@ -172,17 +174,21 @@ def _check_one(entry: registry.Entry, problem, theta, g_ref) -> dict:
         return row | {"status": f"declined: {reason}"}
     try:
         grad_fn = method.prepare(problem)
-        loss, grad = check_result(grad_fn(theta), problem)
-        seconds = min(timeit.repeat(lambda: grad_fn(theta), number=1, repeat=3))
     except Exception as exc:
         return row | {"status": f"error: {one_line(exc)}"}
-    err, note = rho(grad, g_ref), method.note(problem)
+    verdict = check_grads(method, problem, reference=g_ref, grad_fn=grad_fn)
+    if verdict.status == "error":
+        return row | {"status": f"error: {verdict.reason}"}
+    seconds = min(timeit.repeat(lambda: grad_fn(problem.theta0), number=1, repeat=3))
+    status = f"{verdict.status}: {verdict.reason}" if verdict.reason else verdict.status
+    note = method.note(problem)
     return row | {
-        "loss": f"{loss:.12g}",
-        "rho_max": f"{err.max():.1e}",
-        "rho_mean": f"{err.mean():.1e}",
+        "loss": f"{verdict.loss:.12g}",
+        "grad_error": f"{verdict.grad_error:.1e}",
+        "grad_error_mean": f"{verdict.grad_error_mean:.1e}",
+        "tolerance": "-" if verdict.tolerance is None else f"{verdict.tolerance:.0e}",
         "time_s": f"{seconds:.2e}",
-        "status": f"ok ({note})" if note else "ok",
+        "status": f"{status} ({note})" if note else status,
     }
 
 

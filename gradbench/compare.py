@@ -74,7 +74,7 @@ def summary(table: pd.DataFrame) -> str:
     share = table.within.mean()
     return (
         f"{share:.0%} of {len(table)} cells within ±{TOLERANCE:.0%} of ratio_to_forward; "
-        f"worst: {worst.method} N={worst.N} L={worst.L} {worst.dtype} "
+        f"worst: {worst.method} N={worst.N} L={worst.L} {worst['dtype']} "
         f"({worst.ratio_to_forward_a:.3g} → {worst.ratio_to_forward_b:.3g}, "
         f"×{factor.max():.3g})"
     )

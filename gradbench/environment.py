@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import scipy
+import scipy.linalg  # noqa: F401  loads scipy's own BLAS, so blas() always sees both
 from threadpoolctl import threadpool_info
 
 
@@ -46,19 +47,18 @@ def cpu_flags() -> tuple[str, ...]:
 
 
 def blas() -> dict:
-    """The BLAS numpy uses, the kernel it chose, and its current thread count
-    (threadpoolctl)."""
+    """The BLAS libraries loaded (numpy's and scipy's may differ), the kernels they chose,
+    and their current thread count (threadpoolctl). Sorted, so that the answer does not
+    depend on which library happened to be loaded first."""
     pools = [p for p in threadpool_info() if p.get("user_api") == "blas"]
     if not pools:
         return {"blas": "unknown", "blas_kernel": "unknown", "blas_threads": 0}
-    # numpy's own, wherever it is listed: scipy loads a second OpenBLAS once scipy.linalg
-    # or scipy.optimize is imported, and threadpoolctl may list that one first
-    pool = min(pools, key=lambda p: "numpy" not in str(p.get("filepath", "")))
-    name = f"{pool.get('internal_api', '?')} {pool.get('version') or ''}".strip()
+    names = {f"{p.get('internal_api', '?')} {p.get('version') or ''}".strip() for p in pools}
+    kernels = {str(p.get("architecture") or "unknown") for p in pools}
     return {
-        "blas": name,
-        "blas_kernel": str(pool.get("architecture") or "unknown"),
-        "blas_threads": int(pool.get("num_threads", 0)),
+        "blas": ", ".join(sorted(names)),
+        "blas_kernel": ", ".join(sorted(kernels)),
+        "blas_threads": max(int(p.get("num_threads", 0)) for p in pools),
     }
 
 

@@ -41,7 +41,7 @@ import functools
 import math
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -187,3 +187,19 @@ def peak_rss() -> Iterator[list[float]]:
         yield result
     finally:
         result[0] = max(0, _status_bytes("VmHWM") - base)
+
+
+def gauge(fn: Callable) -> tuple[Callable, list[float]]:
+    """``fn`` wrapped so that each call's :func:`peak_rss` is appended to the list
+    returned beside it (which starts with NaN: nothing measured yet)."""
+    peaks = [math.nan]
+
+    def measured(*args):
+        result = [math.nan]
+        try:
+            with peak_rss() as result:
+                return fn(*args)
+        finally:
+            peaks.append(result[0])
+
+    return measured, peaks

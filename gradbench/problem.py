@@ -16,12 +16,20 @@ from gradbench.model import Array, Layer, Network
 TEACHER_SCALE = 2.0  # a sharper teacher than the student's init, so labels are not all alike
 
 
+def read_only(a: Array) -> Array:
+    """A view of ``a`` that cannot be written (``a`` itself is left as it was)."""
+    view = np.asarray(a).view()
+    view.flags.writeable = False
+    return view
+
+
 @dataclass(frozen=True)
 class Problem:
     """Network + inputs X ``(B, N)`` + target + θ₀ ``(P,)``.
 
     The target is the teacher's class labels ``(B,)`` for cross-entropy and the teacher's
-    logits ``(B, N)`` for MSE.
+    logits ``(B, N)`` for MSE. ``X``, ``target`` and ``theta0`` are read-only views, so a
+    method that writes into shared data fails in its own cell instead of spoiling others.
     """
 
     net: Network
@@ -29,6 +37,10 @@ class Problem:
     target: Array
     theta0: Array
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        for field in ("X", "target", "theta0"):
+            object.__setattr__(self, field, read_only(getattr(self, field)))
 
     @property
     def B(self) -> int:

@@ -5,6 +5,7 @@ import time
 import numpy as np
 
 from gradbench import Method
+from gradbench.methods.backprop import Backprop
 
 
 class _Fake(Method):
@@ -74,35 +75,47 @@ class Slow(_Fake):
         return grad_fn
 
 
-class WrongGradient(_Fake):
-    """Claims to be exact but returns backprop's gradient × 1.1: must be recorded wrong."""
+class OffByTenPercent(Method):
+    """Claims to be exact but returns backprop's gradient × 1.1: must be caught as wrong."""
 
-    name = "fake-wrong"
+    name = "fake-off-by-ten-percent"
     kind = "exact"
+    description = "backprop × 1.1, a wrong gradient for the checker's tests"
 
-    def tolerance(self, dtype):
-        return 1e-8
+    def cost(self, net):
+        return 3.0
 
     def prepare(self, problem):
-        from gradbench.methods.backprop import Backprop
-
-        exact = Backprop().prepare(problem)
+        backprop = Backprop().prepare(problem)
 
         def grad_fn(theta):
-            loss, grad = exact(theta)
-            return loss, 1.1 * grad
+            loss, grad = backprop(theta)
+            return loss, grad * np.asarray(1.1, grad.dtype)
 
         return grad_fn
 
 
 class WritesTheta(_Fake):
-    """Writes into the θ it is handed: must fail in its own cells only."""
+    """Scribbles into the θ it is handed (as a careless in-place update would)."""
 
     name = "fake-writes-theta"
 
     def prepare(self, problem):
         def grad_fn(theta):
             theta[0] += 1.0
+            return problem.loss(theta), np.zeros_like(theta)
+
+        return grad_fn
+
+
+class WritesData(_Fake):
+    """Scribbles into the shared inputs problem.X."""
+
+    name = "fake-writes-data"
+
+    def prepare(self, problem):
+        def grad_fn(theta):
+            problem.X[0, 0] = 0.0
             return problem.loss(theta), np.zeros_like(theta)
 
         return grad_fn

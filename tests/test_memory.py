@@ -145,3 +145,12 @@ def test_the_sweep_skips_a_cell_over_the_memory_budget_and_measures_the_rest(tmp
     assert cell.status == "ok"
     if memory.rss_measurable():
         assert 64 * MiB <= cell.peak_rss_bytes <= 72 * MiB
+
+
+@needs_proc
+def test_gauge_records_each_calls_peak():
+    gauged, peaks = memory.gauge(lambda n: np.ones(n).sum())
+    assert math.isnan(peaks[0])
+    assert gauged(32 * MiB // 8) == 32 * MiB // 8
+    gauged(8)
+    assert len(peaks) == 3 and 30 * MiB <= peaks[1] <= 36 * MiB and peaks[2] < MiB

@@ -3,6 +3,7 @@ expected action and reason."""
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -49,8 +50,6 @@ def test_decide(on_file, fresh, extend, action, reason):
 
 
 def test_plain_makes_csv_values_comparable():
-    import numpy as np
-
     assert plain(np.int64(3)) == 3 and plain(float("nan")) == "" and plain(None) == ""
     assert plain(np.bool_(True)) is True
 

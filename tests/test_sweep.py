@@ -243,7 +243,7 @@ def test_the_key_holds_every_setting_that_changes_a_measurement():
 @pytest.mark.parametrize(
     ("expected", "per_round", "rounds"),
     [
-        (1e-4, 2e-4, 1000),  # fast: 0.2 s / 0.2 ms, at the cap
+        (1e-4, 2e-4, 500),  # fast: 0.2 s / 0.2 ms = 1000, capped
         (1e-3, 2e-3, 100),  # fast: 0.2 s / 2 ms
         (0.1, 0.15, 10),  # slow: 1.5 s / 0.15 s
         (1.0, 1.2, 6),  # slow: at least 6 pairs, for a 95 % interval
@@ -254,15 +254,15 @@ def test_rounds_fill_the_time_of_the_cell(expected, per_round, rounds):
     assert rounds_for(expected, per_round, settings) == rounds
 
 
-def test_wrong_gradient_is_timed_and_marked_wrong_and_writing_theta_fails_alone(tmp_path):
-    methods = "backprop,fake-wrong,fake-writes-theta,fd-central"
+def test_wrong_gradient_is_timed_and_marked_wrong_and_writing_data_fails_alone(tmp_path):
+    methods = "backprop,fake-off-by-ten-percent,fake-writes-theta,fake-writes-data,fd-central"
     table, _ = sweep(tmp_path, "--N", "2,3", "--L", "1", "--methods", methods, "--plugin", FAKES)
     by = table.set_index(["method", "N"])
-    wrong = table[table.method == "fake-wrong"]
+    wrong = table[table.method == "fake-off-by-ten-percent"]
     assert (wrong.status == "wrong").all() and (wrong.time_median_s > 0).all()
     assert wrong.reason.str.contains("> tolerance 1e-08").all() and (wrong.tolerance == 1e-8).all()
-    writes = table[table.method == "fake-writes-theta"]
-    assert (writes.status == "error").all()
+    writes = table[table.method.isin(["fake-writes-theta", "fake-writes-data"])]
+    assert len(writes) == 4 and (writes.status == "error").all()
     assert writes.reason.str.contains("read-only").all()
     assert by.loc[("fd-central", 3), "status"] == "ok"  # after it, at the same size
     assert by.loc[("fd-central", 3), "grad_error"] < 1e-6
@@ -338,3 +338,14 @@ def test_quick_then_default_on_a_copy_of_the_committed_results(tmp_path):
         pd.read_csv(out / "archive" / run / "gradients.csv") for run in committed.run_id.unique()
     )
     assert len(archived) == len(committed)
+
+
+def test_the_fingerprint_does_not_depend_on_how_gradbench_is_started(tmp_path):
+    """The console script and ``python -m`` load numpy's and scipy's BLAS in another
+    order; the fingerprint must be the same."""
+    code = "from gradbench.environment import fingerprint; print(fingerprint())"
+    env = {k: v for k, v in os.environ.items() if k != "GRADBENCH_FINGERPRINT"}
+    first = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    later = "import scipy.linalg, numpy.linalg; " + code
+    second = subprocess.run([sys.executable, "-c", later], capture_output=True, text=True, env=env)
+    assert first.stdout == second.stdout and len(first.stdout.strip()) == 12

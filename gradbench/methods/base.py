@@ -27,6 +27,38 @@ loss it returns is ``problem.loss(θ)`` (to rounding) and the gradient is a fres
 A method that only handles some networks declines a cell by returning a reason from
 :meth:`Method.supports`; one that needs an optional package lists it in ``requires`` and
 is then shown as unavailable, with the reason, until the package is installed.
+
+The data is read-only: ``problem.X``, ``problem.target`` and ``problem.theta0`` cannot be
+written, and the harness hands ``grad_fn`` a read-only θ. A method that needs scratch
+space copies (``theta.copy()``); one that writes into them fails in its own cell.
+
+Models and checks, each optional with a default on :class:`Method` (a plugin that leaves
+one out still runs; :func:`ask` answers for a plugin that does not subclass Method):
+
+``cost(net) -> float`` (required)
+    Forward-pass equivalents of one gradient, counting the work actually done: *layer
+    steps* ÷ L, where one layer step is one ``(B, N) @ (N, N)`` product with its
+    elementwise work, and one forward pass is L of them. A method that exploits structure
+    (sparse unit tangents, shared prefixes) counts what it really computes and says so in
+    its description.
+``memory(net, B) -> float | None``
+    Bytes one gradient needs beyond θ and the data (stored activations, buffers, the
+    gradient itself) at batch size B. None: no model; the sweep then cannot skip the
+    cell on memory and runs it.
+``prepare_cost(net) -> float | None``
+    Relative cost of ``prepare`` (any unit: only ratios between sizes of one method are
+    used, to project ``prepare_s``). None: negligible.
+``tolerance(dtype) -> float | None``
+    The largest max ρ (see :func:`rho`) against the reference gradient that still counts
+    as correct; beyond it a cell is ``wrong``. Defaults to ``TOLERANCES[kind][dtype]``;
+    a method overrides it from its own measured bounds. None: not checked per cell
+    (stochastic estimators are tested for unbiasedness instead).
+``grad_fn.stats``
+    ``prepare`` may attach a dict of extra per-problem numbers to the function it
+    returns, e.g. ``{"ops_forward": …, "ops_derivatives": …, "ops_cse": …}``; the sweep
+    copies the keys that are columns of gradients.csv into the cell's row.
+
+:func:`gradbench.testing.check_grads` applies all of this to one method and problem.
 """
 
 from __future__ import annotations
@@ -42,6 +74,17 @@ from gradbench.problem import Problem
 
 GradFn = Callable[[Array], tuple[float, Array]]
 KINDS = ("exact", "approximate", "stochastic")
+
+# The default largest max ρ per kind and dtype, against float64 backprop at the same θ.
+# exact: a few ε of rounding accumulated through the layers; measured worst (all
+# activations, losses, bias on/off, N ≤ 256, L ≤ 8): ~1e-15 in float64 and ~4e-7 in
+# float32. approximate: the bound of central differences (the accurate common case);
+# forward differences override it with their own. Measured bounds beside each method.
+TOLERANCES: dict[str, dict[str, float | None]] = {
+    "exact": {"float64": 1e-8, "float32": 1e-5},
+    "approximate": {"float64": 1e-6, "float32": 1e-2},
+    "stochastic": {"float64": None, "float32": None},
+}
 
 
 class Method:
@@ -68,6 +111,25 @@ class Method:
         """Untimed set-up; returns ``grad_fn(θ) -> (loss, gradient)``."""
         raise NotImplementedError
 
+    def memory(self, net: Network, B: int) -> float | None:
+        """Bytes one gradient needs beyond θ and the data; None = no model."""
+        return None
+
+    def prepare_cost(self, net: Network) -> float | None:
+        """Relative cost of ``prepare`` (ratios between sizes only); None = negligible."""
+        return None
+
+    def tolerance(self, dtype: str) -> float | None:
+        """Largest max ρ that counts as correct; None = not checked per cell."""
+        return TOLERANCES[self.kind][dtype]
+
+
+def ask(method: object, hook: str, *args: object) -> object:
+    """A contract hook's answer, e.g. ``ask(m, "memory", net, B)``: the method's own, or
+    :class:`Method`'s default for a plugin object that does not define the hook."""
+    own = getattr(method, hook, None)
+    return own(*args) if callable(own) else getattr(Method, hook)(method, *args)
+
 
 def check_method(method: object, origin: str) -> None:
     """Raise a GradbenchError naming the plugin and what it lacks, if it breaks the contract."""
@@ -92,6 +154,10 @@ def check_result(result: object, problem: Problem) -> tuple[float, Array]:
     grad = np.asarray(grad)
     if grad.shape != (problem.P,):
         raise GradbenchError(f"gradient has shape {grad.shape}, expected ({problem.P},)")
+    if grad.dtype != problem.theta0.dtype:
+        raise GradbenchError(
+            f"gradient has dtype {grad.dtype}, expected θ's dtype {problem.theta0.dtype}"
+        )
     if not np.isfinite(loss):
         raise GradbenchError(f"loss is not finite ({loss})")
     bad = np.size(grad) - np.count_nonzero(np.isfinite(grad))
