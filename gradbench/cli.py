@@ -1,21 +1,26 @@
 """The ``gradbench`` command: list, check, run, train, report.
 
 Every problem a user can cause (a bad argument, an unknown method, a broken plugin file,
-a corrupt results file) ends in one line on stderr and exit status 2, never a traceback.
+a corrupt results file, a size too large for memory, a results folder that cannot be
+written) ends in one line on stderr and exit status 2, never a traceback. An unexpected
+internal error is one line too, with exit status 1; ``--debug`` (or GRADBENCH_DEBUG=1)
+shows its traceback. Ctrl-C and SIGTERM keep what is finished and exit 128 + the signal.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import textwrap
 import timeit
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
 
-from gradbench import config, registry
+from gradbench import __version__, config, lock, memory, registry, supervisor
 from gradbench.errors import GradbenchError, one_line
 from gradbench.methods.base import ask
 from gradbench.model import ACTIVATIONS, DTYPES, LOSSES, Network
@@ -46,10 +51,32 @@ def int_list(text: str) -> list[int]:
 
 
 def name_list(text: str) -> list[str]:
-    return [part.strip() for part in text.split(",") if part.strip()]
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError(f"expected comma-separated method names, got {text!r}")
+    return names
+
+
+def byte_size(text: str) -> int:
+    try:
+        return memory.parse_bytes(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _add_memory_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--memory-budget",
+        type=byte_size,
+        help="bytes one cell may use, e.g. 4G (default: half the memory available at start)",
+    )
+
+
+NETWORK_OPTIONS = ("activation", "loss", "dtype", "bias", "seed")
 
 
 def _add_network_args(p: argparse.ArgumentParser, *, grid: bool = False) -> None:
+    """Network options; for a grid (``run``) they default to the profile's values."""
     if grid:
         p.add_argument("--N", type=int_list, help="widths, e.g. 4,8,16")
         p.add_argument("--L", type=int_list, help="depths, e.g. 1,2,4")
@@ -58,13 +85,16 @@ def _add_network_args(p: argparse.ArgumentParser, *, grid: bool = False) -> None
         p.add_argument("--N", type=positive_int, default=8, help="width (default 8)")
         p.add_argument("--L", type=positive_int, default=3, help="depth (default 3)")
         p.add_argument("--B", type=positive_int, default=64, help="batch size (default 64)")
-        p.add_argument("--activation", choices=list(ACTIVATIONS), default="tanh")
-        p.add_argument("--loss", choices=list(LOSSES), default="cross_entropy")
-        p.add_argument("--dtype", choices=list(DTYPES), default="float64")
-        p.add_argument("--no-bias", dest="bias", action="store_false")
-        p.add_argument("--seed", type=int, default=0)
+    settings = config.Settings()
+    default = {k: None if grid else getattr(settings, k) for k in NETWORK_OPTIONS}
+    p.add_argument("--activation", choices=list(ACTIVATIONS), default=default["activation"])
+    p.add_argument("--loss", choices=list(LOSSES), default=default["loss"])
+    p.add_argument("--dtype", choices=list(DTYPES), default=default["dtype"])
+    p.add_argument("--no-bias", dest="bias", action="store_false", default=default["bias"])
+    p.add_argument("--seed", type=int, default=default["seed"])
     p.add_argument("--methods", type=name_list, help="comma-separated method names")
     p.add_argument("--plugin", action="append", default=[], help="a local plugin file (repeatable)")
+    _add_memory_arg(p)
 
 
 LIST_WIDTH = 100  # `gradbench list` fits a terminal this wide
@@ -120,6 +150,9 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    budget = args.memory_budget or memory.default_budget()
+    memory.check_size(Network(args.N, args.L, args.activation, args.loss, args.bias,
+                              args.dtype), args.B, budget)  # fmt: skip
     problem = make_problem(
         args.N,
         args.L,
@@ -186,6 +219,7 @@ def _settings(args: argparse.Namespace):
     """The profile from the config file, with the command line's overrides on top."""
     settings = config.load(args.profile, args.config)
     overrides = {k: getattr(args, k) for k in ("N", "L", "B") if getattr(args, k) is not None}
+    overrides |= {k: getattr(args, k) for k in NETWORK_OPTIONS if getattr(args, k) is not None}
     overrides = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}
     if args.methods:
         overrides["methods"] = tuple(args.methods)
@@ -198,27 +232,105 @@ def _settings(args: argparse.Namespace):
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from gradbench import harness  # imports pytest: only when a sweep runs
-    from gradbench.sweep import Sweep
+    """The supervisor: lock the results folder, then run the sweep in worker processes
+    (gradbench.supervisor), each the same command line plus ``--worker K``."""
+    from gradbench.store import new_run_id
 
     settings = _settings(args)
-    entries = registry.discover(args.plugin)
+    entries = registry.select(registry.discover(args.plugin), _method_names(settings))
+    if args.worker:
+        return _run_worker(args, settings, entries)
+    out = Path(args.out)
+    budget = args.memory_budget or memory.default_budget()  # measured once, for every worker
+
+    def worker(k: int) -> list[str]:
+        extra = ["--worker", str(k), "--memory-budget", str(budget)]
+        return [sys.executable, "-m", "gradbench", *args.argv, *extra]
+
+    with lock.hold(out, "run", new_run_id(), echo=_say):  # the worker names the run it opens
+        status = supervisor.supervise(worker, out, _say)
+    if status != 0:
+        return status
+    from gradbench.sweep import FLOOR, FORWARD
+
+    names = [FORWARD, FLOOR, *(e.name for e in entries)]
+    counts = _statuses(out / "gradients.csv", settings, names)
+    print(summary_line(counts))
+    return 1 if args.strict and any(counts.get(s) for s in PROBLEMS) else 0
+
+
+def _method_names(settings) -> list[str] | None:
     names = list(settings.methods) if settings.methods else None
     if names and REFERENCE not in names:
         names.insert(0, REFERENCE)  # every cell's error ρ is measured against backprop
-    sweep = Sweep(settings, registry.select(entries, names), Path(args.out), fresh=args.fresh)
-    status = harness.run(sweep, args.threads)
+    return names
+
+
+def _run_worker(args: argparse.Namespace, settings, entries: list[registry.Entry]) -> int:
+    """One worker: measures in this process, through pytest-benchmark."""
+    from gradbench import harness  # imports pytest: only when a sweep runs
+    from gradbench.sweep import Sweep
+
+    supervisor.become_worker()
+    first = args.worker == 1  # later workers resume the run the first one opened
+    sweep = Sweep(
+        settings,
+        entries,
+        Path(args.out),
+        fresh=args.fresh and first,
+        extend=args.extend and first,
+        threads=args.threads or os.cpu_count() or 1,
+        memory_budget=args.memory_budget,
+        retry_crashed=args.retry_crashed and first,
+    )
+    lock.note_run(sweep.out, sweep.run_id)
+    sweep.echo_resumed = first
+    status = harness.run(sweep)
+    if supervisor.received:
+        raise supervisor.Interrupted(supervisor.received)
     if status not in (0, 5):
         raise GradbenchError(
             f"the sweep stopped early (pytest exit {status}); finished cells are in {sweep.csv}"
         )
-    print(f"wrote {sweep.csv} and {sweep.out / 'raw'}/{sweep.run_id}.json")
+    print(f"wrote {sweep.csv} and {sweep.out / 'raw'}/{sweep.run_id}*.json.gz")
     return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from gradbench import compare
+
+    table = compare.compare(compare.load(Path(args.a)), compare.load(Path(args.b)))
+    print(compare.render(table))
+    return 0
+
+
+PROBLEMS = ("crashed", "timeout", "wrong", "error")  # statuses the last line warns about
+
+
+def summary_line(counts: Mapping[str, int]) -> str:
+    """The sweep's last line: cells by status, and a warning when any went wrong."""
+    total = sum(counts.values())
+    parts = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()) if n)
+    bad = sum(counts.get(s, 0) for s in PROBLEMS)
+    if bad:
+        return f"gradbench: {total} cells: {parts} — {bad} need a look (see reason column)"
+    return f"gradbench: {total} cells: {parts}"
+
+
+def _statuses(csv: Path, settings, methods: list[str]) -> dict[str, int]:
+    """This sweep's cells on file (the folder holds this run's configuration only),
+    counted by status."""
+    from gradbench.results import GRADIENT_COLUMNS, read_table
+
+    t = read_table(csv, GRADIENT_COLUMNS, missing_ok=True)
+    mine = t.method.isin(methods) & t.N.isin(settings.N) & t.L.isin(settings.L)
+    return t[mine].status.value_counts().to_dict()
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     from gradbench import training  # imports scipy.optimize: only when training runs
     from gradbench.results import write_atomic
+    from gradbench.store import new_run_id
 
     settings = _settings(args)
     if args.budget_train is not None:
@@ -228,7 +340,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     entries = registry.discover(args.plugin)
     registry.select(entries, [method for _, method in parsed if method])
     out = Path(args.out)
-    trajectories = training.run_all(settings, entries, out, fresh=args.fresh)
+    with lock.hold(out, "train", new_run_id(), echo=_say):
+        trajectories = training.run_all(settings, entries, out, fresh=args.fresh)
     summary = training.summarize(trajectories)
     write_atomic(summary, out / "training_summary.csv")
     print(summary.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
@@ -274,6 +387,10 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="gradbench", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"gradbench {__version__}")
+    parser.add_argument(
+        "--debug", action="store_true", help="show the traceback of an unexpected error"
+    )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     p = sub.add_parser("list", help="list every gradient method and whether it is available")
     p.add_argument("--plugin", action="append", default=[], help="a local plugin file")
@@ -293,16 +410,36 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds before a call is stopped (default 10× budget)",
     )
     p.add_argument("--threads", type=positive_int, help="BLAS threads (default: all cores)")
-    p.add_argument("--fresh", action="store_true", help="discard results on file and measure again")
+    how = p.add_mutually_exclusive_group()
+    how.add_argument(
+        "--fresh", action="store_true", help="archive the rows on file and measure everything"
+    )
+    how.add_argument(
+        "--extend",
+        action="store_true",
+        help="keep a run's rows of this machine and configuration; measure only missing cells",
+    )
+    p.add_argument(
+        "--retry-crashed", action="store_true", help="measure again the cells recorded crashed"
+    )
+    p.add_argument(
+        "--strict", action="store_true", help="exit 1 if any cell crashed, timed out or is wrong"
+    )
+    p.add_argument("--worker", type=positive_int, help=argparse.SUPPRESS)  # set by the supervisor
     p.set_defaults(func=cmd_run)
+    p = sub.add_parser("compare", help="two results folders side by side, cell by cell")
+    p.add_argument("a", help="results folder A (the baseline)")
+    p.add_argument("b", help="results folder B")
+    p.set_defaults(func=cmd_compare)
     p = sub.add_parser("train", help="gradient-free against gradient-based training, equal budgets")
     _add_run_args(p)
     p.add_argument("--budget", dest="budget_train", type=positive_float, help="seconds per run")
     p.add_argument("--plugin", action="append", default=[], help="a local plugin file")
     p.add_argument("--fresh", action="store_true", help="discard runs on file")
     p.set_defaults(
-        func=cmd_train, N=None, L=None, B=None, methods=None, budget=None, hard_limit=None
-    )
+        func=cmd_train, N=None, L=None, B=None, methods=None, budget=None, hard_limit=None,
+        **dict.fromkeys(NETWORK_OPTIONS),
+    )  # fmt: skip
     p = sub.add_parser("report", help="fits, figures and REPORT.md from the CSV files alone")
     p.add_argument("--out", default="results", help="results folder (default results/)")
     p.set_defaults(func=cmd_report)
@@ -315,16 +452,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     from gradbench.environment import keep_freed_memory
 
     keep_freed_memory()  # before any measurement, for every method alike
+    argv = sys.argv[1:] if argv is None else list(argv)
+    debug = "--debug" in argv or os.environ.get("GRADBENCH_DEBUG", "") not in ("", "0")
+    supervisor.handle_termination()
     try:
         args = build_parser().parse_args(argv)
+        args.argv = argv
         return args.func(args)
     except (GradbenchError, ValueError) as exc:
-        print(f"gradbench: error: {exc}", file=sys.stderr)
+        _say(f"gradbench: error: {exc}")
         return 2
-    except KeyboardInterrupt:
-        print("gradbench: interrupted; results written so far are kept", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        _say("gradbench: interrupted; results written so far are kept")
+        return supervisor.exit_status(exc)
+    except Exception as exc:
+        if debug:
+            raise
+        _say(
+            f"gradbench: internal error: {one_line(exc)} "
+            "(run with --debug or GRADBENCH_DEBUG=1 for the traceback)"
+        )
+        return 1

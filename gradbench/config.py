@@ -43,6 +43,7 @@ class Settings:
     hard_limit_s: float = 20.0
     max_time_s: float = 0.2
     cell_time_s: float = 1.5
+    prepare_budget_s: float = 60.0
     methods: tuple[str, ...] | None = None
     train: TrainSettings = field(default_factory=TrainSettings)
 
@@ -61,6 +62,11 @@ class Settings:
 def validate(settings: Settings, where: str) -> Settings:
     """The settings unchanged, or a GradbenchError naming ``where`` and what is wrong."""
     try:
+        for name in ("N", "L"):
+            if not getattr(settings, name):
+                raise ValueError(f"{name} needs at least one value")
+        if settings.methods is not None and not settings.methods:
+            raise ValueError("methods is empty (leave it out for every method)")
         for N in settings.N:
             for L in settings.L:
                 settings.network(N, L)
@@ -70,7 +76,7 @@ def validate(settings: Settings, where: str) -> Settings:
             settings.network(*size)
         if settings.B < 1:
             raise ValueError(f"B must be a positive integer, got {settings.B}")
-        for name in ("budget_s", "hard_limit_s", "max_time_s", "cell_time_s"):
+        for name in ("budget_s", "hard_limit_s", "max_time_s", "cell_time_s", "prepare_budget_s"):
             if not getattr(settings, name) > 0:
                 raise ValueError(f"{name} must be positive")
         if settings.hard_limit_s < settings.budget_s:
@@ -113,6 +119,8 @@ def load(profile: str = "default", path: str | Path | None = None) -> Settings:
         raise GradbenchError(f"config file not found: {path}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise GradbenchError(f"config file {path} is not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise GradbenchError(f"cannot read config file {path}: {exc.strerror or exc}") from None
     if profile not in doc:
         raise GradbenchError(
             f"unknown profile {profile!r} in {path}; profiles: {', '.join(doc) or 'none'}"

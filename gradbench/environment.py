@@ -6,6 +6,8 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
+import hashlib
+import json
 import os
 import platform
 import subprocess
@@ -13,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import scipy
+import scipy.linalg  # noqa: F401  loads scipy's own BLAS, so blas() always sees both
 from threadpoolctl import threadpool_info
 
 
@@ -26,14 +29,63 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+# Instruction-set extensions that BLAS kernels dispatch on (x86 and ARM names in cpuinfo).
+BLAS_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_bf16", "amx_tile", "neon",
+              "asimd", "sve")  # fmt: skip
+
+
+def cpu_flags() -> tuple[str, ...]:
+    """The :data:`BLAS_FLAGS` this CPU has (empty where /proc/cpuinfo is not readable)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.split(":")[0].strip() in ("flags", "Features"):
+                have = set(line.split(":", 1)[1].split())
+                return tuple(f for f in BLAS_FLAGS if f in have)
+    except OSError:
+        pass
+    return ()
+
+
 def blas() -> dict:
-    """The BLAS numpy uses and its current thread count (threadpoolctl)."""
+    """The BLAS libraries loaded (numpy's and scipy's may differ), the kernels they chose,
+    and their current thread count (threadpoolctl). Sorted, so that the answer does not
+    depend on which library happened to be loaded first."""
     pools = [p for p in threadpool_info() if p.get("user_api") == "blas"]
     if not pools:
-        return {"blas": "unknown", "blas_threads": 0}
-    pool = pools[0]
-    name = f"{pool.get('internal_api', '?')} {pool.get('version') or ''}".strip()
-    return {"blas": name, "blas_threads": int(pool.get("num_threads", 0))}
+        return {"blas": "unknown", "blas_kernel": "unknown", "blas_threads": 0}
+    names = {f"{p.get('internal_api', '?')} {p.get('version') or ''}".strip() for p in pools}
+    kernels = {str(p.get("architecture") or "unknown") for p in pools}
+    return {
+        "blas": ", ".join(sorted(names)),
+        "blas_kernel": ", ".join(sorted(kernels)),
+        "blas_threads": max(int(p.get("num_threads", 0)) for p in pools),
+    }
+
+
+def fingerprint_parts() -> dict:
+    """What a timing depends on, beyond the code measured: CPU model and the instruction
+    sets its BLAS kernel can use, cores, BLAS library, kernel and threads, Python, numpy
+    and gradbench versions. Call it under the thread limit the measurements run with."""
+    from gradbench import __version__
+
+    return {
+        "machine": cpu_model(),
+        "cpu_flags": " ".join(cpu_flags()),
+        "cores": os.cpu_count(),
+        **blas(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "gradbench": __version__,
+    }
+
+
+def fingerprint() -> str:
+    """A short hash of :func:`fingerprint_parts`: two runs with the same fingerprint timed
+    the same machine and software. ``GRADBENCH_FINGERPRINT`` overrides it (for tests)."""
+    if forced := os.environ.get("GRADBENCH_FINGERPRINT"):
+        return forced
+    text = json.dumps(fingerprint_parts(), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 def git_commit(where: Path | None = None) -> str:
@@ -75,12 +127,9 @@ def keep_freed_memory() -> bool:
 def describe() -> dict:
     """Everything worth recording about this machine and software, right now."""
     return {
-        "machine": cpu_model(),
-        "cores": os.cpu_count(),
+        **fingerprint_parts(),
+        "fingerprint": fingerprint(),
         "platform": platform.platform(),
-        "python": platform.python_version(),
-        "numpy": np.__version__,
         "scipy": scipy.__version__,
-        **blas(),
         "git_commit": git_commit(),
     }

@@ -4,18 +4,18 @@ writes its own JSON, while :mod:`gradbench.sweep` decides and records around it.
 
 from __future__ import annotations
 
+import gzip
 import json
-import os
+import shutil
 from contextlib import nullcontext
 from pathlib import Path
 
 import pytest
-from threadpoolctl import threadpool_limits
 
-from gradbench import environment
 from gradbench.errors import GradbenchError
 from gradbench.results import write_text_atomic
-from gradbench.sweep import Sweep, write_line
+from gradbench.supervisor import InFlight, Journal
+from gradbench.sweep import Cell, Sweep, write_line
 
 SUITE = Path(__file__).resolve().parent.parent / "benchmarks" / "test_gradients.py"
 
@@ -53,38 +53,94 @@ class SweepPlugin:
         return None
 
 
-def run(sweep: Sweep, threads: int | None = None) -> int:
-    """Run every cell of ``sweep``; returns pytest's exit status."""
+def raw_path(folder: Path, run_id: str) -> Path:
+    """Where this session's raw JSON goes: ``raw/<run_id>.json.gz``, then
+    ``<run_id>.2.json.gz``, … for each resumption of the run."""
+    path, n = folder / f"{run_id}.json.gz", 1
+    while path.exists():
+        n += 1
+        path = folder / f"{run_id}.{n}.json.gz"
+    return path
+
+
+def compress(path: Path, target: Path) -> None:
+    """gzip ``path`` into ``target`` and remove it (pytest-benchmark writes plain JSON)."""
+    with path.open("rb") as src, gzip.open(target, "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    path.unlink()
+
+
+def unit(sweep: Sweep):
+    """What the in-flight marker names for a test: the cell, and its key (method, N, L and
+    the run id); None for a test that is not a cell."""
+
+    def of(item) -> tuple[str, list] | None:
+        cell = getattr(getattr(item, "callspec", None), "params", {}).get("cell")
+        return None if cell is None else (str(cell), [cell.method, cell.N, cell.L, sweep.run_id])
+
+    return of
+
+
+def settle(sweep: Sweep) -> None:
+    """Record the cell that a dead process left in flight as ``crashed`` (when it belongs
+    to the run this sweep continues)."""
+    if (marker := InFlight(sweep.out).take()) is None:
+        return
+    method, N, L, run_id = marker["key"]
+    cell = Cell(method, N, L)
+    if cell in sweep.cells and run_id == sweep.run_id:
+        sweep.record(cell, status="crashed", reason=marker["reason"])
+        sweep.finished -= 1  # counted again when the sweep passes it
+    else:
+        sweep.echo(f"gradbench: {marker['what']} crashed in run {run_id}, not continued here")
+
+
+def run(sweep: Sweep) -> int:
+    """Run every cell of ``sweep`` in this process; returns pytest's exit status. The raw
+    JSON ends up gzipped in ``raw/``; a sweep that ran every cell marks its run finished.
+    A cell a dead process left in flight is recorded ``crashed`` first."""
     if not SUITE.is_file():
         raise GradbenchError(f"benchmark suite not found at {SUITE} (install gradbench editable)")
+    settle(sweep)
     raw = sweep.out / "raw"
     raw.mkdir(parents=True, exist_ok=True)
-    threads = threads or os.cpu_count() or 1
-    with threadpool_limits(limits=threads, user_api="blas"):
-        sweep.env.update(environment.blas(), threads_requested=threads)
-        write_text_atomic(
-            json.dumps(sweep.environment_record(), indent=2, default=str),
-            sweep.out / "environment.json",
-        )
-        write_line(
-            f"gradbench: {len(sweep.cells)} cells, budget {sweep.settings.budget_s:g} s per "
-            f"gradient, BLAS threads {sweep.env['blas_threads']}; results in {sweep.out}/"
-        )
-        return pytest.main(
+    target = raw_path(raw, sweep.run_id)
+    plain = target.with_suffix("")  # <run_id>.json, compressed when pytest is done
+    journal = Journal(sweep.out, plain, unit(sweep))
+    write_text_atomic(
+        json.dumps(sweep.environment_record(), indent=2, default=str),
+        sweep.out / "environment.json",
+    )
+    write_line(
+        f"gradbench: {len(sweep.cells)} cells, budget {sweep.settings.budget_s:g} s per "
+        f"gradient, BLAS threads {sweep.env['blas_threads']}, machine {sweep.env['fingerprint']}, "
+        f"run {sweep.run_id}; results in {sweep.out}/"
+    )
+    try:
+        status = pytest.main(
             [
                 str(SUITE),
                 "-q",
                 "--no-header",
                 "-p",
                 "no:cacheprovider",
+                "-p",
+                "no:faulthandler",  # a crashing plugin costs one line, not a stack dump
                 "-W",
                 "ignore",
                 f"--rootdir={SUITE.parent}",
-                f"--benchmark-json={raw / f'{sweep.run_id}.json'}",
+                f"--benchmark-json={plain}",
                 "--benchmark-save-data",
                 f"--benchmark-max-time={sweep.settings.max_time_s}",
                 "--benchmark-columns=median,iqr,rounds",
                 "--benchmark-sort=name",
             ],
-            plugins=[SweepPlugin(sweep)],
+            plugins=[SweepPlugin(sweep), journal],
         )
+    finally:
+        if plain.exists():
+            compress(plain, target)
+        journal.close()
+    if status in (0, 5):
+        sweep.finish()
+    return status

@@ -90,7 +90,8 @@ def load_file(path: str | Path) -> list[Entry]:
 def discover(plugin_files: tuple[str, ...] | list[str] = ()) -> dict[str, Entry]:
     """Every method, by name: entry points first, then each plugin file in order."""
     found: dict[str, Entry] = {}
-    for entry in _from_entry_points() + [e for f in plugin_files for e in load_file(f)]:
+    files = dict.fromkeys(Path(f).resolve() for f in plugin_files)  # a file named twice is one
+    for entry in _from_entry_points() + [e for f in files for e in load_file(f)]:
         if entry.name in found:
             raise GradbenchError(
                 f"method name {entry.name!r} from {entry.origin} is already taken by "

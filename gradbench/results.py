@@ -16,9 +16,14 @@ import pandas as pd
 
 from gradbench.errors import GradbenchError
 
-STATUSES = ("ok", "skipped", "error", "timeout")
+# ok: measured; wrong: measured, gradient outside the method's tolerance; skipped: not run
+# (projection, unavailable, declined); error: raised or broke the contract; timeout: past
+# the hard limit; crashed: the process measuring it died.
+STATUSES = ("ok", "skipped", "error", "timeout", "wrong", "crashed")
 
 # results/gradients.csv, one row per cell. Column names are a public interface.
+# Ratios are paired inside the cell: the median of per-round ratios, with the bounds of its
+# 95 % interval (_lo, _hi) over ``pairs`` rounds; absolute times are this machine's.
 GRADIENT_COLUMNS = [
     "method", "kind", "N", "L", "B", "P", "dtype", "activation", "loss", "bias", "seed",
     "status", "reason", "note",
@@ -26,6 +31,13 @@ GRADIENT_COLUMNS = [
     "forward_time_s", "ratio_to_forward", "ratio_to_backprop", "ratio_to_floor", "loss_evals",
     "peak_mem_bytes", "grad_error", "grad_error_mean", "cosine",
     "budget_s", "run_id", "timestamp", "machine", "numpy", "blas_threads",
+    "ratio_to_forward_lo", "ratio_to_forward_hi", "ratio_to_backprop_lo",
+    "ratio_to_backprop_hi", "ratio_to_floor_lo", "ratio_to_floor_hi", "pairs",
+    "tolerance", "layer_steps", "prepare_s", "prepare_cost", "projected_prepare_s",
+    "memory_model_bytes", "projected_bytes", "peak_rss_bytes",
+    "ops_forward", "ops_derivatives", "ops_cse",
+    "hard_limit_s", "max_time_s", "cell_time_s", "prepare_budget_s",
+    "fingerprint", "gradbench",
 ]  # fmt: skip
 
 # results/training.csv, one row per recorded point of a trajectory.
@@ -69,6 +81,8 @@ def read_table(path: Path, columns: list[str], *, missing_ok: bool = False) -> p
         raise GradbenchError(
             f"{path} is corrupt ({_first_line(exc)}); move it away or use --fresh"
         ) from None
+    except OSError as exc:
+        raise GradbenchError(f"cannot read {path}: {exc.strerror or exc}") from None
     lacking = [c for c in columns if c not in frame.columns]
     if lacking:
         raise GradbenchError(

@@ -5,18 +5,21 @@ around it:
 
 * **order** — cells run by growing P, and at each (N, L) the shared reference forward pass
   runs first, so every later cell has a forward time to project from;
-* **projection** — before a cell runs, its time is projected from the method's largest
-  cell so far, scaled by the larger of two growths: the measured forward time × cost
-  model, and the operation count P × cost (small sizes are overhead-bound, so the measured
-  forward time alone understates growth); a cell projected over the budget, or larger
-  than a cell of the same method that was, is recorded as ``skipped`` with
-  ``projected_s`` and not run;
+* **projection** — before a cell runs, its time per gradient and its set-up time are
+  projected (:mod:`gradbench.projection`); a cell over budget is recorded as ``skipped``
+  with its projections and not run;
 * **limits** — every call runs under a hard time limit (an alarm the harness owns); past
   it the cell is ``timeout``, and the sweep goes on;
 * **validation** — one untimed call first, under tracemalloc, gives the peak memory, the
-  gradient's error against backprop, and any contract breach (``error``);
-* **nothing lost** — each finished cell is written to the CSV at once, atomically; a cell
-  already measured with the same configuration is not measured again.
+  gradient's error against backprop, and any contract breach (``error``); a gradient
+  outside the method's tolerance is ``wrong`` (and still timed);
+* **paired ratios** — each timed round of the method alternates with the denominators it
+  is compared with (:mod:`gradbench.pairing`): the forward pass for every cell, backprop for
+  every other method, backprop's bare matrix products for backprop; no ratio is ever
+  formed across cells;
+* **nothing lost, nothing mixed** — rows live in a :class:`~gradbench.store.Store`: each
+  finished cell is written at once, atomically, under this machine's fingerprint and
+  this run's id; what resumes and what is archived is the store's rule.
 """
 
 from __future__ import annotations
@@ -27,22 +30,26 @@ import signal
 import sys
 import time
 import tracemalloc
-from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
+from threadpoolctl import threadpool_limits
 
-from gradbench import environment
+from gradbench import __version__, environment, memory
 from gradbench.config import Settings
 from gradbench.errors import one_line
 from gradbench.methods.backprop import matmul_floor
-from gradbench.methods.base import check_result, rho
-from gradbench.problem import Problem
+from gradbench.methods.base import ask
+from gradbench.pairing import Pairs
+from gradbench.problem import Problem, read_only
+from gradbench.projection import Budgets, project_prepare, project_time, skip_reason
 from gradbench.registry import Entry
-from gradbench.results import GRADIENT_COLUMNS, read_table, write_atomic
+from gradbench.results import GRADIENT_COLUMNS
+from gradbench.store import Store
+from gradbench.testing import check_grads, reference_gradient
 
 FORWARD = "forward"  # the shared reference forward pass, one row per (N, L)
 FLOOR = "matmul-floor"  # backprop's bare matrix products, one row per (N, L)
@@ -52,12 +59,42 @@ REFERENCES = {
     FORWARD: (lambda problem: lambda: problem.loss(problem.theta0), 1.0),
     FLOOR: (matmul_floor, math.nan),
 }
-FAST_S = 0.02  # cells faster than this get pytest-benchmark's auto-calibrated rounds
-MIN_ROUNDS = 3
-DONE = ("ok", "skipped", "timeout")  # statuses that resume does not redo
+# What the reference cells need beyond θ and the data, in bytes (gradbench.memory).
+REFERENCE_MEMORY = {FORWARD: memory.forward_bytes, FLOOR: memory.floor_bytes}
+FAST_S = 0.02  # cells faster than this fill max_time_s; slower ones cell_time_s
+# The first (validation) call is cold and checked, so it overstates a fast call's time
+# (measured: 30 ms for a 0.4 ms gradient, hence 7 rounds instead of hundreds), and one
+# call on a busy machine can be 20× slow: a call faster than PROBE_BELOW_S is probed up
+# to PROBES more times, with its denominators, and the fastest of each sets the rounds.
+PROBE_BELOW_S = 0.2
+PROBES = 3
+MIN_ROUNDS = 6  # the fewest pairs that give a 95 % interval for the median ratio
+MAX_ROUNDS = 500  # enough pairs for a tight interval; keeps the raw JSON small
+# A resumed run keeps a row of these statuses; ``error`` is tried again, ``crashed`` only
+# when asked (a cell that killed its process would kill it again).
+FINAL = ("ok", "wrong", "skipped", "timeout")
+CELL = ["method", "N", "L"]
+# Settings that are not part of a row's key: the grid itself, the method list, training.
+NOT_CONFIG = ("N", "L", "methods", "train")
 
-# What makes two cells "the same measurement": resume skips a cell whose key is on file.
-KEY = ["method", "N", "L", "B", "dtype", "activation", "loss", "bias", "seed", "budget_s"]
+
+def kept_on_resume(status: str, *, retry_crashed: bool = False) -> bool:
+    """Whether a resumed run keeps a cell's row (else the cell is measured again)."""
+    return status in FINAL or (status == "crashed" and not retry_crashed)
+
+
+def config_of(settings: Settings) -> dict:
+    """Every setting that changes a measurement (B, dtype, …, budgets): the row key's
+    configuration part."""
+    return {f.name: getattr(settings, f.name) for f in fields(settings) if f.name not in NOT_CONFIG}
+
+
+def rounds_for(expected_s: float, per_round_s: float, settings: Settings) -> int:
+    """Rounds of one cell: enough to fill ``max_time_s`` (a fast cell) or ``cell_time_s``
+    (one whose gradient takes ``FAST_S`` or more), each round costing ``per_round_s``
+    with its denominators; at least MIN_ROUNDS, at most MAX_ROUNDS."""
+    target = settings.cell_time_s if expected_s >= FAST_S else settings.max_time_s
+    return int(min(MAX_ROUNDS, max(MIN_ROUNDS, target / max(per_round_s, 1e-9))))
 
 
 class CellTimeout(BaseException):
@@ -96,7 +133,7 @@ class Cell:
 
 
 class Sweep:
-    """One run over a grid: owns the cells, the table on disk and the projections."""
+    """One run over a grid: owns the cells, the results store and the projections."""
 
     def __init__(
         self,
@@ -105,20 +142,34 @@ class Sweep:
         out: Path,
         *,
         fresh: bool = False,
+        extend: bool = False,
+        threads: int | None = None,
+        retry_crashed: bool = False,
+        memory_budget: float | None = None,
     ) -> None:
         self.settings = settings
+        self.memory_budget = memory_budget or memory.default_budget()
+        self.retry_crashed = retry_crashed
         self.entries = {e.name: e for e in entries}
         self.out = Path(out)
-        self.csv = self.out / "gradients.csv"
-        self.run_id = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-        self.env = environment.describe() | {"malloc_keeps_freed": environment.keep_freed_memory()}
-        on_disk = (
-            []
-            if fresh
-            else read_table(self.csv, GRADIENT_COLUMNS, missing_ok=True).to_dict("records")
+        self.threads = threads
+        with self.thread_limit():  # the fingerprint names the thread count measured with
+            self.env = environment.describe()
+        self.env["malloc_keeps_freed"] = environment.keep_freed_memory()
+        self.store = Store(
+            self.out,
+            "gradients",
+            GRADIENT_COLUMNS,
+            cell=CELL,
+            config=config_of(settings),
+            settings=self.run_settings(),
+            fingerprint=self.env["fingerprint"],
+            fresh=fresh,
+            extend=extend,
+            echo=write_line,
         )
-        # every row on file, by its KEY values: rows of other configurations are kept as they are
-        self.rows: dict[tuple, dict] = {tuple(r[k] for k in KEY): r for r in on_disk}
+        self.csv = self.store.path
+        self.run_id = self.store.run_id
         sizes = sorted(
             ((N, L) for N in settings.N for L in settings.L),
             key=lambda s: (settings.network(*s).P, s),
@@ -127,53 +178,60 @@ class Sweep:
         self.started = time.perf_counter()
         self.finished = 0
         self.echo = write_line  # the harness points this past pytest's capture
+        self.echo_resumed = True  # a worker restarted after a crash does not list them again
         self._problem: Problem | None = None
+        self._backprop: Callable | None = None
         self._reference: np.ndarray | None = None
+
+    def thread_limit(self):
+        """The BLAS thread limit every measurement of this sweep runs under."""
+        return threadpool_limits(limits=self.threads, user_api="blas")
+
+    def run_settings(self) -> dict:
+        """What a resumed run must share with the run on file: the settings, the methods
+        and the BLAS threads."""
+        plain = {k: v for k, v in asdict(self.settings).items() if k != "train"}
+        return plain | {"methods": list(self.entries), "threads": self.threads}
 
     # -- the table ---------------------------------------------------------------------
 
-    def _id(self, cell: Cell) -> tuple:
-        """The cell's KEY values: method, N, L, then this sweep's configuration."""
-        s = self.settings
-        return (cell.method, cell.N, cell.L, s.B, s.dtype, s.activation, s.loss, s.bias, s.seed,
-                s.budget_s)  # fmt: skip
-
-    def _key(self, cell: Cell) -> dict:
-        return dict(zip(KEY, self._id(cell), strict=True))
+    def row(self, cell: Cell) -> dict | None:
+        rows = self.store.get(method=cell.method, N=cell.N, L=cell.L)
+        return rows[0] if rows else None
 
     def _of_method(self, method: str) -> list[dict]:
-        """This method's rows at this sweep's configuration, any size."""
-        config = self._id(Cell(method, 0, 0))[3:]
-        return [
-            row for (m, _, _, *c), row in self.rows.items() if m == method and tuple(c) == config
-        ]
+        """This run's rows of one method, any size."""
+        return [r for r in self.store.rows() if r["method"] == method]
 
     def on_file(self, cell: Cell) -> dict | None:
-        """The finished row for this cell and configuration, if one is on file."""
-        row = self.rows.get(self._id(cell))
-        return row if row is not None and row["status"] in DONE else None
+        """The finished row for this cell, if this run (or the one it resumes) has one."""
+        row = self.row(cell)
+        keep = row is not None and kept_on_resume(row["status"], retry_crashed=self.retry_crashed)
+        return row if keep and not memory.skipped(row) else None
 
     def record(self, cell: Cell, **fields) -> dict:
-        """Add (or replace) this cell's row and rewrite the CSV atomically."""
-        key = self._key(cell)
-        P = self.settings.network(cell.N, cell.L).P
+        """Add (or replace) this cell's row; the store rewrites the CSV atomically."""
+        net = self.settings.network(cell.N, cell.L)
+        cost = self._cost(cell)
         kind = "reference" if cell.method in REFERENCES else self._kind(cell.method)
         row = {
-            **key,
+            "method": cell.method,
+            "N": cell.N,
+            "L": cell.L,
             "kind": kind,
-            "P": P,
-            "loss_evals": self._cost(cell),
+            "P": net.P,
+            "loss_evals": cost,
+            "layer_steps": cost * net.L,
             "reason": "",
             "note": "",
-            "run_id": self.run_id,
             "timestamp": datetime.now(UTC).isoformat(),
             "machine": self.env["machine"],
             "numpy": self.env["numpy"],
             "blas_threads": self.env["blas_threads"],
+            "gradbench": __version__,
             **fields,
         }
-        self.rows[self._id(cell)] = row
-        write_atomic(tidy(pd.DataFrame(self.rows.values())), self.csv)
+        (row,) = self.store.put([row])
         self.finished += 1
         return row
 
@@ -193,38 +251,29 @@ class Sweep:
 
     # -- projection ----------------------------------------------------------------------
 
+    @property
+    def budgets(self) -> Budgets:
+        return Budgets(self.settings.budget_s, self.settings.prepare_budget_s)
+
     def forward_time(self, N: int, L: int) -> float:
+        """The forward cell's median at (N, L), this run's configuration (NaN if none)."""
         row = self.on_file(Cell(FORWARD, N, L))
         return float(row["time_median_s"]) if row and row["status"] == "ok" else math.nan
 
-    def project(self, cell: Cell) -> tuple[float, str]:
-        """Projected seconds per gradient, and a reason to skip (empty to run)."""
-        base = self.forward_time(cell.N, cell.L) * self._cost(cell)
-        P = self.settings.network(cell.N, cell.L).P
-        mine = self._of_method(cell.method)
-        measured = [r for r in mine if r["status"] in ("ok", "timeout") and r["P"] <= P]
-        projected = base
-        if measured:
-            last = max(measured, key=lambda r: r["P"])
-            seconds = last["time_median_s"] if last["status"] == "ok" else last["projected_s"]
-            # two views, the larger wins: the forward pass's measured growth (which small,
-            # overhead-bound sizes understate) and the growth of the operation count P × cost
-            by_forward = (
-                base * seconds / (self.forward_time(last["N"], last["L"]) * last["loss_evals"])
-            )
-            by_operations = seconds * (P * self._cost(cell)) / (last["P"] * last["loss_evals"])
-            projected = max(by_forward, by_operations)
-        budget = self.settings.budget_s
-        if projected > budget:
-            return projected, f"projected {projected:.3g} s > budget {budget:g} s"
-        for r in mine:
-            smaller = r["N"] <= cell.N and r["L"] <= cell.L
-            too_slow = r["status"] in ("skipped", "timeout") and r.get("projected_s", 0) > budget
-            if smaller and too_slow:
-                return max(projected, r["projected_s"]), (
-                    f"{r['status']} at smaller N={r['N']}, L={r['L']}: larger cells are slower"
-                )
-        return projected, ""
+    def project(self, cell: Cell) -> tuple[float, float, str]:
+        """Projected seconds per gradient and of ``prepare``, and a reason to skip
+        (empty to run)."""
+        net = self.settings.network(cell.N, cell.L)
+        history = self._of_method(cell.method)
+        seconds = project_time(net.P, self._cost(cell), self.forward_time(cell.N, cell.L), history)
+        prepare = project_prepare(self._prepare_cost(cell), history)
+        reason = skip_reason(cell.N, cell.L, seconds, prepare, history, self.budgets)
+        return seconds, prepare, reason
+
+    def _prepare_cost(self, cell: Cell) -> float | None:
+        entry = self.entries[cell.method]
+        net = self.settings.network(cell.N, cell.L)
+        return ask(entry.method, "prepare_cost", net) if entry.available else None
 
     # -- one cell ------------------------------------------------------------------------
 
@@ -233,104 +282,159 @@ class Sweep:
         if self._problem is None or (self._problem.net.N, self._problem.net.L) != (N, L):
             self._problem = s.problem(N, L)
             ref = self.entries.get(REFERENCE)
-            self._reference = (
-                ref.method.prepare(self._problem)(self._problem.theta0)[1]
-                if ref and ref.available
-                else None
-            )
+            self._backprop = ref.method.prepare(self._problem) if ref and ref.available else None
+            self._reference = reference_gradient(self._problem, self._problem.theta0)
         return self._problem
 
     def measure(self, benchmark, cell: Cell) -> dict:
         """Run (or skip, or resume) one cell, record it and report progress.
         ``benchmark`` is pytest-benchmark's fixture."""
-        row = self._measure(benchmark, cell)
-        self.echo(self.progress(cell, row))
+        with self.thread_limit():
+            row = self._measure(benchmark, cell)
+        if self.echo_resumed or not row.get("resumed"):
+            self.echo(self.progress(cell, row))
         return row
 
     def _measure(self, benchmark, cell: Cell) -> dict:
         if (row := self.on_file(cell)) is not None:
             self.finished += 1
             return {**row, "resumed": True}
+        sizes = self._memory(cell)
+        if reason := memory.over_budget(sizes["projected_bytes"], self.memory_budget):
+            return self.record(cell, status="skipped", reason=reason, **sizes)
         problem = self.problem(cell.N, cell.L)
         if cell.method in REFERENCES:
-            return self._time(benchmark, cell, REFERENCES[cell.method][0](problem), 0.0, {})
+            call = REFERENCES[cell.method][0](problem)
+            return self._time(benchmark, cell, call, 0.0, sizes, {"status": "ok"})
         entry = self.entries[cell.method]
         if not entry.available:
             return self.record(cell, status="skipped", reason=f"unavailable: {entry.reason}")
         if reason := entry.method.supports(problem):
             return self.record(cell, status="skipped", reason=f"declined: {reason}")
-        projected, reason = self.project(cell)
+        projected, prepare, reason = self.project(cell)
+        projections = sizes | {
+            "projected_s": projected,
+            "projected_prepare_s": prepare,
+            "prepare_cost": self._prepare_cost(cell),
+            "forward_time_s": self.forward_time(cell.N, cell.L),
+        }
         if reason:
-            return self.record(cell, status="skipped", reason=reason, projected_s=projected)
+            return self.record(cell, status="skipped", reason=reason, **projections)
         note = entry.method.note(problem)
         limit = self.settings.hard_limit_s
+        theta = read_only(problem.theta0)  # a method writing into θ fails in its own cell
         try:
             with deadline(limit):
+                t0 = time.perf_counter()
                 grad_fn = entry.method.prepare(problem)
-            theta = problem.theta0
+                prepare_s = time.perf_counter() - t0
             with deadline(limit), _peak_memory() as peak:
                 t0 = time.perf_counter()
-                loss, grad = check_result(grad_fn(theta), problem)
+                gauged, rss = memory.gauge(grad_fn)  # peak RSS of the gradient calls alone
+                verdict = check_grads(entry.method, problem, theta, self._reference, grad_fn=gauged)
                 first = time.perf_counter() - t0
+            if first < memory.WARM_S:  # cheap: measure a warm call, past lazy set-up
+                with deadline(limit):
+                    gauged(theta)
         except CellTimeout as exc:
             return self.record(
-                cell,
-                status="timeout",
-                reason=str(exc),
-                projected_s=max(projected, limit),
-                note=note,
-            )
-        except Exception as exc:
+                cell, status="timeout", reason=str(exc), note=note,
+                **projections | {"projected_s": max(projected, limit)},
+            )  # fmt: skip
+        except Exception as exc:  # prepare raised
+            return self.record(cell, status="error", reason=one_line(exc), note=note, **projections)
+        checked = {
+            "grad_error": verdict.grad_error,
+            "grad_error_mean": verdict.grad_error_mean,
+            "cosine": verdict.cosine,
+            "tolerance": verdict.tolerance,
+        }
+        if verdict.status == "error":
             return self.record(
-                cell, status="error", reason=one_line(exc), projected_s=projected, note=note
+                cell, status="error", reason=verdict.reason, note=note, **projections, **checked
             )
         extra = {
-            "projected_s": projected,
+            **projections,
+            **checked,
+            "prepare_s": prepare_s,
             "peak_mem_bytes": peak[0],
+            "peak_rss_bytes": rss[-1],
             "note": note,
-            **self._errors(grad),
+            **_stats_columns(grad_fn),
         }
-        return self._time(benchmark, cell, lambda: grad_fn(theta), max(first, projected), extra)
+        outcome = {"status": verdict.status, "reason": verdict.reason}  # ok or wrong
+        return self._time(benchmark, cell, lambda: grad_fn(theta), first, extra, outcome)
 
-    def _errors(self, grad: np.ndarray) -> dict:
-        if self._reference is None:
-            return {}
-        err, ref = rho(grad, self._reference), self._reference
-        norms = np.linalg.norm(grad) * np.linalg.norm(ref)
-        cosine = float(grad @ ref / norms) if norms > 0 else math.nan
+    def _memory(self, cell: Cell) -> dict:
+        """The cell's declared memory model and projected bytes (θ, data and the model;
+        at least one forward pass's worth where the method declares no model)."""
+        net, B = self.settings.network(cell.N, cell.L), self.settings.B
+        if cell.method in REFERENCE_MEMORY:
+            declared = REFERENCE_MEMORY[cell.method](net, B)
+        else:
+            entry = self.entries[cell.method]
+            declared = memory.model_bytes(entry.method, net, B) if entry.available else None
+        least = memory.forward_bytes(net, B) if declared is None else declared
         return {
-            "grad_error": float(err.max()),
-            "grad_error_mean": float(err.mean()),
-            "cosine": cosine,
+            "memory_model_bytes": math.nan if declared is None else declared,
+            "projected_bytes": memory.problem_bytes(net, B) + least,
         }
 
-    def _time(self, benchmark, cell: Cell, call, expected: float, extra: dict) -> dict:
-        """Time ``call`` with pytest-benchmark: auto-calibrated when fast, a few pedantic
-        rounds when slow; under the hard limit either way."""
+    def denominators(self, cell: Cell) -> dict[str, Callable[[], object]]:
+        """What the cell's rounds alternate with: the forward pass for all but the forward
+        cell itself, backprop for every method but backprop (which gets the matmul floor
+        instead)."""
+        problem = self._problem
+        forward = REFERENCES[FORWARD][0](problem)
+        if cell.method == FORWARD:
+            return {}
+        if cell.method == FLOOR:
+            return {"forward": forward}
+        if cell.method == REFERENCE:
+            return {"forward": forward, "floor": REFERENCES[FLOOR][0](problem)}
+        out = {"forward": forward}
+        if self._backprop is not None:
+            theta = problem.theta0
+            out["backprop"] = lambda: self._backprop(theta)
+        return out
+
+    def _time(
+        self, benchmark, cell: Cell, call, expected: float, extra: dict, outcome: dict
+    ) -> dict:
+        """Time ``call`` with pytest-benchmark in pedantic rounds, each preceded (untimed)
+        by one call of every denominator, and one more after the last round; under the
+        hard limit. ``outcome`` is the status (and reason) of a cell timed to the end."""
         s = self.settings
-        rounds = max(MIN_ROUNDS, int(s.cell_time_s / expected)) if expected >= FAST_S else 0
+        probe, calls = Pairs(self.denominators(cell)), [expected] if expected > 0 else []
+        while len(calls) <= PROBES and not (calls and min(calls) >= PROBE_BELOW_S):
+            probe.tick()
+            t0 = time.perf_counter()
+            call()
+            calls.append(time.perf_counter() - t0)
+        per_round = min(calls) + sum(min(t, default=0.0) for t in probe.times.values())
+        rounds = rounds_for(min(calls), per_round, s)
+        pairs = Pairs(self.denominators(cell))
         try:
-            with deadline(s.hard_limit_s * max(rounds, 1) + s.max_time_s * 10):
-                if rounds:
-                    benchmark.pedantic(call, rounds=rounds, iterations=1, warmup_rounds=0)
-                else:
-                    benchmark(call)
+            with deadline(s.hard_limit_s * rounds + s.max_time_s * 10):
+                benchmark.pedantic(
+                    call, setup=pairs.tick, rounds=rounds, iterations=1, warmup_rounds=0
+                )
+                pairs.tick()
         except CellTimeout as exc:
             benchmark.has_error = True
             return self.record(cell, status="timeout", reason=str(exc), **extra)
         except Exception as exc:
             return self.record(cell, status="error", reason=one_line(exc), **extra)
         stats = benchmark.stats.stats
-        row = self.record(
-            cell,
-            status="ok",
-            time_median_s=stats.median,
-            time_min_s=stats.min,
-            time_iqr_s=stats.iqr,
-            rounds=stats.rounds,
-            **extra,
-        )
-        benchmark.extra_info.update({k: _plain(v) for k, v in row.items()})
+        times = {
+            "time_median_s": stats.median,
+            "time_min_s": stats.min,
+            "time_iqr_s": stats.iqr,
+            "rounds": stats.rounds,
+        }
+        paired = pairs.summary(stats.data) | _identity(cell.method, stats.median, stats.rounds)
+        row = self.record(cell, **(extra | times | paired | outcome))
+        benchmark.extra_info.update({k: _plain(v) for k, v in row.items()} | pairs.raw())
         return row
 
     # -- progress ------------------------------------------------------------------------
@@ -340,8 +444,12 @@ class Sweep:
         done, total = self.finished, len(self.cells)
         elapsed = time.perf_counter() - self.started
         left = self._seconds_left()
-        if row.get("status") == "ok":
+        if row.get("status") in ("ok", "wrong"):
             what = f"{row['time_median_s']:.3g} s"
+            if not math.isnan(ratio := row.get("ratio_to_forward", math.nan)):
+                what += f", {ratio:.3g}× forward"
+            if row["status"] == "wrong":
+                what += f", WRONG: {row['reason']}"
         else:
             what = f"{row.get('status')}: {row.get('reason', '')}"
         if row.get("resumed"):
@@ -353,7 +461,7 @@ class Sweep:
 
     def _seconds_left(self) -> float:
         """Projected cost of the cells still to run: a cell projected over budget costs
-        nothing, a slow one its rounds plus two calls, a fast one pytest-benchmark's time."""
+        nothing, a slow one its rounds plus two calls, a fast one max_time_s."""
         s, total = self.settings, 0.0
         for cell in self.cells[self.finished :]:
             if self.on_file(cell):
@@ -361,17 +469,38 @@ class Sweep:
             if cell.method in REFERENCES:
                 total += s.max_time_s + 0.05
                 continue
-            seconds, reason = self.project(cell)
+            seconds, _, reason = self.project(cell)
             if reason or math.isnan(seconds):
                 total += 0.0 if reason else s.max_time_s
             elif seconds < FAST_S:
                 total += s.max_time_s + 0.05
             else:
-                total += seconds * (max(MIN_ROUNDS, int(s.cell_time_s / seconds)) + 2)
+                total += seconds * (rounds_for(seconds, seconds, s) + 2)
         return total
 
     def environment_record(self) -> dict:
         return {"run_id": self.run_id, **self.env, "settings": _plain(asdict(self.settings))}
+
+    def finish(self) -> None:
+        """Every cell has run: the next run into this folder starts afresh."""
+        self.store.finish()
+
+
+def _identity(method: str, median: float, rounds: int) -> dict:
+    """A reference's ratio to itself is 1 by definition (and its own median is its
+    denominator's time)."""
+    ratio = {FORWARD: "forward", REFERENCE: "backprop", FLOOR: "floor"}.get(method)
+    if ratio is None:
+        return {}
+    one = {f"ratio_to_{ratio}": 1.0, f"ratio_to_{ratio}_lo": 1.0, f"ratio_to_{ratio}_hi": 1.0}
+    return one | ({"forward_time_s": median, "pairs": rounds} if method == FORWARD else {})
+
+
+def _stats_columns(grad_fn) -> dict:
+    """The numbers a method attached to its ``grad_fn`` (``grad_fn.stats``) that are
+    schema columns."""
+    stats = getattr(grad_fn, "stats", None) or {}
+    return {k: v for k, v in stats.items() if k in GRADIENT_COLUMNS}
 
 
 @contextlib.contextmanager
@@ -389,26 +518,6 @@ def _peak_memory() -> Iterator[list[int]]:
         result[0] = max(0, tracemalloc.get_traced_memory()[1] - base)
         if not already:
             tracemalloc.stop()
-
-
-def tidy(frame: pd.DataFrame) -> pd.DataFrame:
-    """The schema's columns in order, with the derived ratios filled in: each cell's time
-    over the shared forward pass, over backprop and over backprop's bare matrix products,
-    at the same configuration."""
-    frame = frame.reindex(columns=GRADIENT_COLUMNS)
-    same = ["N", "L", "B", "dtype", "activation", "loss", "bias", "seed"]
-    for method, ratio in (
-        (FORWARD, "ratio_to_forward"),
-        (REFERENCE, "ratio_to_backprop"),
-        (FLOOR, "ratio_to_floor"),
-    ):
-        ok = frame[(frame["method"] == method) & (frame["status"] == "ok")]
-        times = ok.drop_duplicates(same, keep="last").set_index(same)["time_median_s"]
-        denominator = frame.join(times.rename("_t"), on=same)["_t"]
-        frame[ratio] = frame["time_median_s"] / denominator
-        if method == FORWARD:
-            frame["forward_time_s"] = denominator
-    return frame.sort_values(["P", "N", "method"], kind="stable").reset_index(drop=True)
 
 
 def _plain(value):

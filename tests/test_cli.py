@@ -1,8 +1,10 @@
 from pathlib import Path
 
+import pandas as pd
 import pytest
+from conftest import gradbench
 
-from gradbench.cli import main
+from gradbench.cli import main, summary_line
 
 FAKES = str(Path(__file__).with_name("fake_methods.py"))
 
@@ -60,3 +62,119 @@ def test_check_says_wrong_with_the_tolerance(capsys):
     assert main([*argv, "fake-off-by-ten-percent"]) == 0
     line = capsys.readouterr().out.splitlines()[-1]
     assert "wrong: grad_error" in line and "> tolerance 1e-08" in line
+
+
+# -- every bad input is one line and exit 2 (survive) -------------------------------------
+
+MISTYPED = "[default]\nB = 'many'\n"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["run", "--methods", ""], "expected comma-separated method names, got ''"),
+        (["check", "--methods", " , "], "expected comma-separated method names"),
+        (["run", "--out", "/proc/x/y"], "cannot create the results folder /proc/x/y"),
+        (["run", "--out", "FILE"], "cannot create the results folder"),
+        (["run", "--out", "/proc/self"], "cannot write to the results folder /proc/self"),
+        (["run", "--config", "MISTYPED"], "B = 'many' has the wrong type"),
+        (["run", "--config", "DIR"], "cannot read config file"),
+        (["check", "--N", "100000", "--L", "100"], "needs 7.28 TiB for θ, the data and one"),
+        (["check", "--memory-budget", "lots"], "expected a size such as 512M"),
+        (["run", "--dtype", "float16"], "invalid choice: 'float16'"),
+        (["run", "--activation", "gelu"], "invalid choice: 'gelu'"),
+    ],
+)
+def test_more_bad_input_gives_one_line_and_exit_2(argv, message, capsys, tmp_path):
+    (tmp_path / "mistyped.toml").write_text(MISTYPED)
+    (tmp_path / "file").write_text("")
+    paths = {"MISTYPED": tmp_path / "mistyped.toml", "DIR": tmp_path, "FILE": tmp_path / "file"}
+    argv = [str(paths.get(a, a)) for a in argv]
+    assert main(argv) == 2
+    _, err = capsys.readouterr()
+    assert err.count("\n") == 1 and message in err and "Traceback" not in err, err
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0 and capsys.readouterr().out.strip() == "gradbench 0.1.0"
+
+
+BROKEN = """from gradbench import Method
+class Broken(Method):
+    name, kind, description = "broken-cost", "exact", "its cost model raises"
+    def cost(self, net):
+        return {}["no such key"]
+    def prepare(self, problem):
+        return None
+"""
+
+
+def test_an_internal_error_is_one_line_with_the_way_to_its_traceback(tmp_path, monkeypatch):
+    plugin = tmp_path / "broken.py"
+    plugin.write_text(BROKEN)
+    result = gradbench("list", "--plugin", str(plugin))
+    assert result.returncode == 1 and result.stderr.count("\n") == 1
+    assert "internal error: KeyError: 'no such key'" in result.stderr
+    assert "--debug or GRADBENCH_DEBUG=1" in result.stderr
+    debug = gradbench("--debug", "list", "--plugin", str(plugin))
+    assert debug.returncode == 1 and "Traceback" in debug.stderr
+
+
+def test_the_same_plugin_file_twice_is_one_plugin(capsys):
+    fakes = str(Path(__file__).with_name("fake_methods.py"))
+    assert main(["list", "--plugin", fakes, "--plugin", fakes]) == 0
+    assert capsys.readouterr().out.count("fake-raises ") == 1
+
+
+@pytest.mark.parametrize(
+    ("counts", "line"),
+    [
+        ({"ok": 5, "skipped": 2}, "gradbench: 7 cells: 5 ok, 2 skipped"),
+        ({"ok": 3, "crashed": 1, "timeout": 2},
+         "gradbench: 6 cells: 1 crashed, 3 ok, 2 timeout — 3 need a look (see reason column)"),
+        ({"ok": 1, "wrong": 1, "error": 0},
+         "gradbench: 2 cells: 1 ok, 1 wrong — 1 need a look (see reason column)"),
+    ],
+)  # fmt: skip
+def test_summary_line_counts_cells_by_status(counts, line):
+    assert summary_line(counts) == line
+
+
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        ("[default]\nN = []\n", "N needs at least one value"),
+        ("[default]\nmethods = []\n", "methods is empty"),
+        ("[default]\ndtype = 'float16'\n", "float16"),
+        ("[default]\nbudget_s = -1.0\n", "budget_s must be positive"),
+    ],
+)
+def test_impossible_config_values_are_one_line(toml, message, tmp_path, capsys):
+    path = tmp_path / "grid.toml"
+    path.write_text(toml)
+    assert main(["run", "--config", str(path), "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err, err
+
+
+def test_a_results_file_that_cannot_be_read_is_one_line(tmp_path, capsys):
+    (tmp_path / "gradients.csv").mkdir()
+    assert main(["report", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "cannot read" in err, err
+
+
+def test_run_takes_the_network_options_of_check(tmp_path):
+    out = tmp_path / "r"
+    options = ["--activation", "relu", "--loss", "mse", "--dtype", "float32", "--no-bias",
+               "--seed", "7"]  # fmt: skip
+    result = gradbench("run", "--out", str(out), "--N", "3", "--L", "1", "--threads", "1",
+                       "--methods", "backprop", "--budget", "0.2", *options)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    table = pd.read_csv(out / "gradients.csv")
+    assert len(table) == 3 and (table.status == "ok").all()
+    assert set(zip(table.activation, table.loss, table.dtype, table.bias, table.seed,
+                   strict=True)) == {("relu", "mse", "float32", False, 7)}  # fmt: skip
+    assert (table.P == 9).all()  # N² · L without bias

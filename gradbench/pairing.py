@@ -1,0 +1,106 @@
+"""Paired ratios: a method's time over a reference's, measured round by round in one cell.
+
+Two quantities timed minutes apart on a shared machine disagree by up to 2.7× from run to
+run; timed alternately, call by call, they agree within a few percent. So every ratio is
+formed inside one cell: before each timed round of the method, and once after the last,
+each denominator (the forward pass, backprop, the matmul floor) is called once and timed
+with ``perf_counter``. Round i of the method, taking tᵢ, is bracketed by the denominator's
+calls dᵢ (before) and dᵢ₊₁ (after), and its ratio is
+
+    rᵢ = tᵢ / min(dᵢ, dᵢ₊₁),
+
+which follows any drift slower than one round. The smaller of the two calls, not their
+mean: interference on a shared machine only ever adds time, so the smaller is the better
+estimate of the undisturbed call, and one disturbed call (measured: 30 ms where 0.1 ms is
+usual) spoils no ratio instead of two. The cell's ratio is the median of the rᵢ, with a
+distribution-free 95 % interval for that median (:func:`median_interval`).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+
+import numpy as np
+from scipy.stats import binom
+
+CONFIDENCE = 0.95
+
+
+def order_statistic_rank(n: int, confidence: float = CONFIDENCE) -> int | None:
+    """The largest j (1-based) such that ``[x₍ⱼ₎, x₍ₙ₊₁₋ⱼ₎]`` covers the median with
+    probability ≥ ``confidence`` for any continuous distribution:
+
+        P(x₍ⱼ₎ ≤ m ≤ x₍ₙ₊₁₋ⱼ₎) = 1 − 2·P(Bin(n, ½) ≤ j − 1).
+
+    None when even ``[min, max]`` falls short (n < 6 for 95 %: 1 − 2/2⁶⁻¹ < 0.95 at n = 5).
+    """
+    ranks = np.arange(n // 2)  # candidate j − 1; the tail probability grows with it
+    j = int(np.count_nonzero(2 * binom.cdf(ranks, n, 0.5) <= 1.0 - confidence))
+    return j or None
+
+
+def median_interval(
+    values: Sequence[float], confidence: float = CONFIDENCE
+) -> tuple[float, float, float]:
+    """(median, lo, hi) of ``values``; the bounds are order statistics
+    (:func:`order_statistic_rank`), NaN when there are too few values for ``confidence``."""
+    x = np.sort(np.asarray(values, dtype=float))
+    if x.size == 0:
+        return math.nan, math.nan, math.nan
+    j = order_statistic_rank(x.size, confidence)
+    median = float(np.median(x))
+    if j is None:
+        return median, math.nan, math.nan
+    return median, float(x[j - 1]), float(x[x.size - j])
+
+
+def round_ratios(times: Sequence[float], denominators: Sequence[float]) -> np.ndarray:
+    """rᵢ = tᵢ / min(dᵢ, dᵢ₊₁): ``denominators`` has one more entry than ``times``
+    (a call before every round and one after the last)."""
+    t, d = np.asarray(times, dtype=float), np.asarray(denominators, dtype=float)
+    if d.size != t.size + 1:
+        raise ValueError(f"{t.size} rounds need {t.size + 1} bracketing calls, got {d.size}")
+    return t / np.minimum(d[:-1], d[1:])
+
+
+class Pairs:
+    """Times each denominator once per call of :meth:`tick`: ``tick`` is the untimed
+    ``setup`` before every round of pytest-benchmark's ``pedantic``, and once more after
+    the last round. ``clock`` is ``time.perf_counter`` (a fake one in tests)."""
+
+    def __init__(
+        self,
+        denominators: dict[str, Callable[[], object]],
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        self.denominators = denominators
+        self.clock = clock
+        self.times: dict[str, list[float]] = {name: [] for name in denominators}
+
+    def tick(self) -> None:
+        for name, call in self.denominators.items():
+            t0 = self.clock()
+            call()
+            self.times[name].append(self.clock() - t0)
+
+    def summary(self, round_times: Sequence[float]) -> dict:
+        """The columns ``ratio_to_<name>``, ``…_lo``, ``…_hi`` and ``<name>_time_s`` (the
+        denominator's median) for each denominator, and ``pairs``, from the method's
+        per-round times (one fewer than the ticks)."""
+        row: dict = {"pairs": len(round_times)}
+        for name, times in self.times.items():
+            ratio, lo, hi = median_interval(round_ratios(round_times, times))
+            row |= {
+                f"ratio_to_{name}": ratio,
+                f"ratio_to_{name}_lo": lo,
+                f"ratio_to_{name}_hi": hi,
+                f"{name}_time_s": float(np.median(times)),
+            }
+        return row
+
+    def raw(self) -> dict[str, list[float]]:
+        """The per-call denominator times, for pytest-benchmark's ``extra_info`` (to the
+        nanosecond: perf_counter's resolution, and a smaller raw file)."""
+        return {f"{n}_times_s": [round(t, 9) for t in times] for n, times in self.times.items()}

@@ -1,0 +1,110 @@
+"""Paired ratios on a fake clock: every expected number is worked out by hand here."""
+
+import math
+
+import pytest
+
+from gradbench.pairing import Pairs, median_interval, order_statistic_rank, round_ratios
+
+
+class FakeClock:
+    """A clock that only moves when a fake call says how long it took."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def costs(self, seconds):
+        """A call that takes each of ``seconds`` in turn."""
+        it = iter(seconds)
+
+        def call():
+            self.now += next(it)
+
+        return call
+
+
+@pytest.mark.parametrize(
+    ("n", "rank"),
+    [
+        (5, None),  # [min, max] covers with 1 − 2/32 = 93.75 % < 95 %
+        (6, 1),  # 1 − 2/64 = 96.9 %
+        (10, 2),  # P(Bin ≤ 1) = 11/1024: 97.9 %; P(Bin ≤ 2) = 56/1024: 89 %
+        (20, 6),  # P(Bin(20) ≤ 5) = 21700/2^20 = 0.0207 → 95.9 %; ≤ 6: 0.0577 → 88 %
+    ],
+)
+def test_order_statistic_rank_from_the_binomial(n, rank):
+    assert order_statistic_rank(n) == rank
+
+
+def test_median_interval_picks_order_statistics():
+    values = [10, 1, 9, 2, 8, 3, 7, 4, 6, 5]  # sorted 1..10; rank 2 → x(2)=2, x(9)=9
+    assert median_interval(values) == (5.5, 2.0, 9.0)
+
+
+def test_median_interval_too_few_values_has_no_bounds():
+    median, lo, hi = median_interval([3.0, 1.0, 2.0])
+    assert median == 2.0 and math.isnan(lo) and math.isnan(hi)
+
+
+def test_round_ratio_uses_the_smaller_bracketing_call():
+    ratios = round_ratios([6.0, 9.0], [2.0, 3.0, 4.0])  # 6/min(2,3), 9/min(3,4)
+    assert ratios.tolist() == [3.0, 3.0]
+    with pytest.raises(ValueError, match="3 bracketing calls"):
+        round_ratios([1.0, 2.0], [1.0, 2.0])
+
+
+def test_one_disturbed_call_spoils_no_ratio():
+    """A 50× slower forward call (another process took the core) between rounds 2 and 3:
+    with the mean of the brackets, two of six ratios would drop to 3/25.5."""
+    ratios = round_ratios([3.0] * 6, [1.0, 1.0, 50.0, 1.0, 1.0, 1.0, 1.0])
+    assert ratios.tolist() == [3.0] * 6
+
+
+def test_pairs_follow_a_drift_round_by_round():
+    """The machine slows down 4× during the cell; the method (1.5 units) and its bracketing
+    forward (0.5) and backprop (1.0) calls slow down together. Forward calls before each
+    round and after the last take 0.5·[1, 1, 2, 2, 4, 4, 4]; the smaller of each round's
+    two brackets is [0.5, 0.5, 1, 1, 2, 2], and the method's rounds take
+    [1.5, 1.5, 3, 3, 6, 6]: every ratio is 3, where blocks timed apart would give
+    3 × whatever the drift was in between."""
+    clock = FakeClock()
+    slowdown = [1.0, 1.0, 2.0, 2.0, 4.0, 4.0, 4.0]
+    forward = clock.costs([0.5 * s for s in slowdown])
+    backprop = clock.costs([1.0 * s for s in slowdown])
+    pairs = Pairs({"forward": forward, "backprop": backprop}, clock=clock)
+    for _ in slowdown:
+        pairs.tick()
+    row = pairs.summary([1.5, 1.5, 3.0, 3.0, 6.0, 6.0])
+    assert row["pairs"] == 6
+    assert row["ratio_to_forward"] == pytest.approx(3.0)
+    assert row["ratio_to_forward_lo"] == pytest.approx(3.0)
+    assert row["ratio_to_forward_hi"] == pytest.approx(3.0)
+    assert row["ratio_to_backprop"] == pytest.approx(1.5)
+    assert row["forward_time_s"] == pytest.approx(1.0)  # median of the 7 forward calls
+    assert pairs.raw()["forward_times_s"] == pytest.approx([0.5, 0.5, 1, 1, 2, 2, 2])
+
+
+def test_pairs_interval_from_uneven_rounds():
+    """Steady 1 s forward calls, rounds of 1..10 s (n = 10: rank 2): median 5.5, [2, 9]."""
+    clock = FakeClock()
+    pairs = Pairs({"forward": clock.costs([1.0] * 11)}, clock=clock)
+    for _ in range(11):
+        pairs.tick()
+    row = pairs.summary([10, 1, 9, 2, 8, 3, 7, 4, 6, 5])
+    assert (row["ratio_to_forward"], row["ratio_to_forward_lo"], row["ratio_to_forward_hi"]) == (
+        5.5, 2.0, 9.0,
+    )  # fmt: skip
+
+
+def test_pairs_with_a_steady_clock_give_the_exact_ratio():
+    clock = FakeClock()
+    pairs = Pairs({"forward": clock.costs([2e-5] * 11)}, clock=clock)
+    for _ in range(11):
+        pairs.tick()
+    row = pairs.summary([6e-5] * 10)
+    assert row["ratio_to_forward"] == pytest.approx(3.0)
+    assert row["ratio_to_forward_lo"] == pytest.approx(3.0)
+    assert row["ratio_to_forward_hi"] == pytest.approx(3.0)

@@ -1,0 +1,183 @@
+"""The results store: one run per folder, tied to its machine; each rule pinned by one
+expected action and reason."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from gradbench.errors import GradbenchError
+from gradbench.store import (
+    ARCHIVE_ALL,
+    EXTEND,
+    RESUME,
+    Store,
+    archive,
+    decide,
+    plain,
+    split_extend,
+)
+
+COLUMNS = ["method", "N", "status", "time", "dtype", "fingerprint", "run_id"]
+SETTINGS = {"N": [2, 4], "budget_s": 2.0}
+
+
+def state(status="running", fingerprint="fp1", settings=SETTINGS, run_id="r1"):
+    return {"status": status, "fingerprint": fingerprint, "settings": settings, "run_id": run_id}
+
+
+@pytest.mark.parametrize(
+    ("on_file", "fresh", "extend", "action", "reason"),
+    [
+        (state(), True, False, ARCHIVE_ALL, "--fresh"),
+        (None, False, False, ARCHIVE_ALL, "no run state on file"),
+        (None, False, True, ARCHIVE_ALL, "no run state on file"),
+        (state(fingerprint="fp2"), False, False, ARCHIVE_ALL, "fingerprint fp2, this one fp1"),
+        (state(fingerprint="fp2"), False, True, ARCHIVE_ALL, "another machine"),
+        (state(), False, False, RESUME, ""),
+        (state(settings={"N": [2], "budget_s": 2.0}), False, False, ARCHIVE_ALL, "other N"),
+        (state(settings={"N": [2, 4]}), False, False, ARCHIVE_ALL, "other budget_s"),
+        (state("finished"), False, False, ARCHIVE_ALL, "the run on file is finished"),
+        (state("finished"), False, True, EXTEND, "--extend"),
+        (state(settings={"N": [2]}), False, True, EXTEND, "--extend"),
+    ],
+)
+def test_decide(on_file, fresh, extend, action, reason):
+    decision = decide(on_file, "fp1", SETTINGS, fresh=fresh, extend=extend)
+    assert decision.action == action
+    assert reason in decision.reason
+
+
+def test_plain_makes_csv_values_comparable():
+    assert plain(np.int64(3)) == 3 and plain(float("nan")) == "" and plain(None) == ""
+    assert plain(np.bool_(True)) is True
+
+
+def test_split_extend_keeps_only_this_fingerprint_and_configuration():
+    rows = [
+        {"method": "a", "dtype": "float64", "fingerprint": "fp1"},
+        {"method": "b", "dtype": "float32", "fingerprint": "fp1"},
+        {"method": "c", "dtype": "float64", "fingerprint": "fp2"},
+        {"method": "d", "dtype": "float64"},  # an old row: no fingerprint
+    ]
+    kept, moved = split_extend(rows, "fp1", {"dtype": "float64"})
+    assert [r["method"] for r in kept] == ["a"]
+    assert [r["method"] for r in moved] == ["b", "c", "d"]
+
+
+def test_archive_writes_one_file_per_run_and_appends(tmp_path):
+    rows = [
+        {"method": "a", "run_id": "r1"},
+        {"method": "b", "run_id": "r2"},
+        {"method": "c", "run_id": float("nan")},
+    ]
+    assert archive(rows, tmp_path, "gradients", ["method", "run_id"]) == ["r1", "r2", "unknown"]
+    archive([{"method": "d", "run_id": "r1"}], tmp_path, "gradients", ["method", "run_id"])
+    r1 = pd.read_csv(tmp_path / "archive" / "r1" / "gradients.csv")
+    assert r1.method.tolist() == ["a", "d"]
+    assert pd.read_csv(tmp_path / "archive" / "unknown" / "gradients.csv").method.tolist() == ["c"]
+
+
+def open_store(folder, *, fingerprint="fp1", config=None, settings=SETTINGS, **kw):
+    lines = []
+    store = Store(
+        folder,
+        "gradients",
+        COLUMNS,
+        cell=["method", "N"],
+        config=config or {"dtype": "float64"},
+        settings=settings,
+        fingerprint=fingerprint,
+        echo=lines.append,
+        **kw,
+    )
+    return store, lines
+
+
+def test_put_stamps_and_replaces_rows_of_the_same_key(tmp_path):
+    store, _ = open_store(tmp_path)
+    store.put([{"method": "a", "N": 2, "status": "error", "time": 1.0}])
+    (row,) = store.put([{"method": "a", "N": 2, "status": "ok", "time": 2.0}])
+    assert row["fingerprint"] == "fp1" and row["run_id"] == store.run_id
+    assert row["dtype"] == "float64"
+    assert store.get(method="a", N=2) == [row]
+    assert store.get(method="a", N=4) == []
+    on_disk = pd.read_csv(tmp_path / "gradients.csv")
+    assert list(on_disk.columns) == COLUMNS and on_disk.status.tolist() == ["ok"]
+
+
+def test_a_key_can_hold_several_rows(tmp_path):
+    """A training trajectory: several rows under one key, replaced together."""
+    store, _ = open_store(tmp_path)
+    store.put([{"method": "a", "N": 2, "status": "ok", "time": t} for t in (1, 2, 3)])
+    store.put([{"method": "a", "N": 2, "status": "ok", "time": t} for t in (4, 5)])
+    assert [r["time"] for r in store.get(method="a", N=2)] == [4, 5]
+
+
+def test_interrupted_run_resumes_with_its_run_id(tmp_path):
+    first, _ = open_store(tmp_path)
+    first.put([{"method": "a", "N": 2, "status": "ok", "time": 1.0}])
+    again, lines = open_store(tmp_path)  # never finished: resumed
+    assert again.run_id == first.run_id and lines == []
+    assert again.get(method="a", N=2)[0]["time"] == 1.0
+
+
+def test_finished_run_is_archived_and_a_new_one_starts(tmp_path, monkeypatch):
+    first, _ = open_store(tmp_path)
+    first.put([{"method": "a", "N": 2, "status": "ok", "time": 1.0}])
+    first.finish()
+    monkeypatch.setattr("gradbench.store.new_run_id", lambda: "r-next")
+    again, lines = open_store(tmp_path)
+    assert again.run_id == "r-next" and again.get(method="a", N=2) == []
+    assert len(lines) == 1 and "moved 1 rows" in lines[0] and first.run_id in lines[0]
+    archived = pd.read_csv(tmp_path / "archive" / first.run_id / "gradients.csv")
+    assert archived.time.tolist() == [1.0]
+    assert pd.read_csv(tmp_path / "gradients.csv").empty
+
+
+def test_another_fingerprint_is_archived_never_reused(tmp_path):
+    first, _ = open_store(tmp_path, fingerprint="fp-other")
+    first.put([{"method": "a", "N": 2, "status": "ok", "time": 1.0}])
+    again, lines = open_store(tmp_path, fingerprint="fp1")
+    assert again.get(method="a", N=2) == [] and "another machine" in lines[0]
+
+
+def test_extend_keeps_this_configuration_and_archives_the_other(tmp_path):
+    first, _ = open_store(tmp_path)
+    first.put([{"method": "a", "N": 2, "status": "ok", "time": 1.0}])
+    first.finish()
+    other, lines = open_store(tmp_path, config={"dtype": "float32"}, extend=True)
+    assert other.run_id == first.run_id  # extending the same run
+    assert other.get(method="a", N=2) == [] and "moved 1 rows" in lines[0]
+    other.put([{"method": "a", "N": 2, "status": "ok", "time": 3.0}])
+    other.finish()
+    # the float32 row is kept by a float32 extension, never handed to a float64 lookup
+    same, lines = open_store(tmp_path, config={"dtype": "float32"}, extend=True)
+    assert same.get(method="a", N=2)[0]["time"] == 3.0 and lines == []
+
+
+def test_rows_without_state_such_as_a_fresh_clone_are_archived(tmp_path):
+    pd.DataFrame([{"method": "a", "N": 2, "status": "ok", "time": 1.0, "run_id": "old"}]).to_csv(
+        tmp_path / "gradients.csv", index=False
+    )
+    store, lines = open_store(tmp_path)
+    assert store.rows() == [] and "no run state" in lines[0]
+    assert (tmp_path / "archive" / "old" / "gradients.csv").exists()
+    assert json.loads((tmp_path / ".run.json").read_text())["gradients"]["status"] == "running"
+
+
+def test_tables_keep_their_own_state(tmp_path):
+    gradients, _ = open_store(tmp_path)
+    gradients.finish()
+    Store(tmp_path, "training", COLUMNS, cell=["method"], config={}, settings={},
+          fingerprint="fp1", echo=print)  # fmt: skip
+    states = json.loads((tmp_path / ".run.json").read_text())
+    assert states["gradients"]["status"] == "finished"
+    assert states["training"]["status"] == "running"
+
+
+def test_corrupt_state_file_is_one_line(tmp_path):
+    (tmp_path / ".run.json").write_text("{not json")
+    with pytest.raises(GradbenchError, match="corrupt"):
+        open_store(tmp_path)
