@@ -173,21 +173,25 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from gradbench import training  # imports scipy.optimize: only when training runs
+    from gradbench import training, training_analysis  # imports scipy.optimize and cma
     from gradbench.results import write_atomic
 
     settings = _settings(args)
     if args.budget_train is not None:
-        settings = replace(settings, train=replace(settings.train, budget_s=args.budget_train))
-    # refuse an unknown optimizer or gradient method before running anything
+        train = replace(settings.train, budget_evals=args.budget_train)
+        settings = replace(settings, train=train)
+    # refuse an unknown optimizer or gradient method before running anything; backprop
+    # also tunes gradient descent's learning rate
     parsed = [training.parse(name) for name in settings.train.optimizers]
     entries = registry.discover(args.plugin)
-    registry.select(entries, [method for _, method in parsed if method])
+    registry.select(entries, [REFERENCE] + [method for _, method in parsed if method])
     out = Path(args.out)
     trajectories = training.run_all(settings, entries, out, fresh=args.fresh)
-    summary = training.summarize(trajectories)
+    summary = training_analysis.summarize(trajectories)
     write_atomic(summary, out / "training_summary.csv")
-    print(summary.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+    shown = summary[["label", "P", "reached", "evals_to_target", "final_loss", "test_accuracy"]]
+    print(shown.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+    print(training_analysis.crossovers(summary).to_string(index=False))
     print(f"wrote {out / 'training.csv'} and {out / 'training_summary.csv'}")
     return 0
 
@@ -231,7 +235,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_run)
     p = sub.add_parser("train", help="gradient-free against gradient-based training, equal budgets")
     _add_run_args(p)
-    p.add_argument("--budget", dest="budget_train", type=positive_float, help="seconds per run")
+    p.add_argument(
+        "--budget",
+        dest="budget_train",
+        type=positive_float,
+        help="forward-pass equivalents per run (a loss = 1, a gradient = its cost model)",
+    )
     p.add_argument("--plugin", action="append", default=[], help="a local plugin file")
     p.add_argument("--fresh", action="store_true", help="discard runs on file")
     p.set_defaults(

@@ -16,12 +16,9 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from gradbench.training import labels  # noqa: E402
-
 REFERENCE_KIND = "reference"
 MARKERS = {"exact": "o", "approximate": "s", "stochastic": "^", REFERENCE_KIND: "x"}
 ERROR_FLOOR = 1e-17  # ρ = 0 (bitwise equal) is drawn here on the log axis
-LOSS_FLOOR = 1e-6  # losses of 0 (memorised batches) are drawn here on the log axis
 
 
 def colors(methods) -> dict[str, tuple]:
@@ -190,63 +187,7 @@ def accuracy(g: pd.DataFrame) -> Figure:
     return fig
 
 
-def training_curves(t: pd.DataFrame) -> Figure:
-    """Best loss so far against wall time, one panel per network size, every seed."""
-    t = t.assign(label=labels(t))
-    sizes = sorted(t.groupby(["P", "N", "L"]).groups)
-    cols = min(3, len(sizes))
-    rows = -(-len(sizes) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 3.8 * rows), squeeze=False)
-    palette = colors(t.label.unique())
-    for ax, (P, N, L) in zip(axes.flat, sizes, strict=False):
-        for (label, _seed), run in t[(t.N == N) & (t.L == L)].groupby(["label", "seed"]):
-            ax.plot(
-                run.wall_s,
-                run.loss.clip(lower=LOSS_FLOOR),
-                color=palette[label],
-                lw=1,
-                alpha=0.8,
-                label=label if _seed == run.seed.min() and _seed == t.seed.min() else None,
-            )
-        ax.set(
-            title=f"N={N}, L={L} (P={P})",
-            xlabel="wall-clock seconds",
-            ylabel=f"best loss (log, clipped at {LOSS_FLOOR:g})",
-            yscale="log",
-        )
-        ax.grid(True, alpha=0.3)
-    for ax in list(axes.flat)[len(sizes) :]:
-        ax.axis("off")
-    handles, names = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, names, loc="lower center", ncol=4, fontsize=8)
-    fig.suptitle("Training at equal wall-clock budgets: best loss so far (every seed)")
-    fig.tight_layout(rect=(0, 0.08, 1, 0.96))
-    return fig
-
-
-def final_loss(summary: pd.DataFrame) -> Figure:
-    """Final loss (median over seeds) against P for every optimizer."""
-    s = summary.assign(label=labels(summary))
-    fig, ax = plt.subplots(figsize=(9, 6))
-    palette = colors(s.label.unique())
-    for label, rows in s.sort_values("P").groupby("label"):
-        ax.plot(
-            rows.P,
-            rows.final_loss.clip(lower=LOSS_FLOOR),
-            marker="o",
-            color=palette[label],
-            label=label,
-        )
-    _finish(
-        ax,
-        "Where gradient-free search breaks down: final loss at equal budgets",
-        "parameters P (log)",
-        f"final loss, median over seeds (log, clipped at {LOSS_FLOOR:g})",
-    )
-    return fig
-
-
-def draw_all(gradients: pd.DataFrame, out: Path, training=None, summary=None) -> list[Path]:
+def draw_all(gradients: pd.DataFrame, out: Path) -> list[Path]:
     """Every figure the tables allow, as PNG and SVG; returns the PNG paths."""
     out.mkdir(parents=True, exist_ok=True)
     figures = {
@@ -257,9 +198,6 @@ def draw_all(gradients: pd.DataFrame, out: Path, training=None, summary=None) ->
         "speedup_of_backprop": lambda: speedup(gradients),
         "gradient_error": lambda: accuracy(gradients),
     }
-    if training is not None and len(training):
-        figures["training_curves"] = lambda: training_curves(training)
-        figures["training_final_loss"] = lambda: final_loss(summary)
     paths = []
     for name, draw in figures.items():
         fig = draw()

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from gradbench import fits, plots, training
+from gradbench import fits, plots, training_analysis, training_plots, training_report
 from gradbench.results import (
     GRADIENT_COLUMNS,
     TRAINING_COLUMNS,
@@ -275,42 +275,6 @@ def references_section(g: pd.DataFrame) -> str:
     return table(pd.DataFrame(rows)) + "\n\n" + (table(pd.DataFrame(verdict)) if verdict else "")
 
 
-def training_section(summary: pd.DataFrame) -> str:
-    if summary is None or not len(summary):
-        return "_No training results (run `gradbench train`)._"
-    s = summary.assign(optimizer=training.labels(summary))
-    lines = []
-    for name, rows in s[s.gradient_method.fillna("") == ""].groupby("optimizer"):
-        reached = rows[rows.reached >= 0.5].P
-        missed = rows[rows.reached < 0.5].P
-        if len(missed) and len(reached):
-            lines.append(
-                f"- **{name}** reaches the loss of gradient descent with backprop up to P = "
-                f"{int(reached.max())}, and misses it from P = {int(missed.min())} on."
-            )
-        elif len(reached):
-            lines.append(
-                f"- **{name}** reaches it at every size tried, up to P = {int(reached.max())}."
-            )
-        else:
-            lines.append(
-                f"- **{name}** misses it at every size tried, from P = {int(missed.min())}."
-            )
-    cols = {
-        "optimizer": "optimizer",
-        "P": "P",
-        "final_loss": "final loss",
-        "final_accuracy": "accuracy",
-        "reached": "share of seeds reaching target",
-        "time_to_target_s": "time to target",
-    }
-    shown = s[list(cols)].rename(columns=cols)
-    for c in ("final loss", "accuracy", "share of seeds reaching target"):
-        shown[c] = shown[c].map(fmt)
-    shown["time to target"] = shown["time to target"].map(fmt_time)
-    return "\n".join(lines) + "\n\n" + table(shown)
-
-
 def not_measured(g: pd.DataFrame) -> str:
     bad = g[g.status != "ok"]
     if not len(bad):
@@ -366,10 +330,11 @@ def build(out: Path) -> Path:
     fit = fits.fit_all(g)
     write_atomic(fit, out / "fits.csv")
     t = read_table(out / "training.csv", TRAINING_COLUMNS, missing_ok=True)
-    summary = training.summarize(t) if len(t) else None
+    summary = training_analysis.summarize(t) if len(t) else None
+    figures = plots.draw_all(g, out / "plots")
     if summary is not None:
         write_atomic(summary, out / "training_summary.csv")
-    figures = plots.draw_all(g, out / "plots", t if len(t) else None, summary)
+        figures += training_plots.draw_all(t, summary, out / "plots")
     budget = g.budget_s.max()
     parts = [
         "# Why backpropagation? — gradbench report",
@@ -412,9 +377,9 @@ def build(out: Path) -> Path:
         "",
         references_section(g),
         "",
-        "## Training with and without gradients, at equal wall-clock budgets",
+        "## Training with and without gradients, at equal evaluation budgets",
         "",
-        training_section(summary),
+        training_report.section(t, summary),
         "",
         "## Figures",
         "",
