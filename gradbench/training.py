@@ -26,6 +26,7 @@ import hashlib
 import json
 import math
 import os
+import platform
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -35,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_info
 
 import gradbench
 from gradbench import environment, optimizers
@@ -293,10 +295,21 @@ def fingerprint() -> str:
     ``environment.fingerprint()`` exists: replace this body by a call to it."""
     if override := os.environ.get("GRADBENCH_FINGERPRINT"):
         return override
-    env = environment.describe()
-    keys = ("machine", "cores", "python", "numpy", "blas", "blas_threads")
-    text = json.dumps({k: env[k] for k in keys} | {"gradbench": gradbench.__version__})
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
+    # every BLAS loaded (numpy's and scipy's), sorted: their load order varies by run
+    pools = sorted(
+        f"{p.get('internal_api')} {p.get('version')} {p.get('architecture')} {p.get('num_threads')}"
+        for p in threadpool_info()
+        if p.get("user_api") == "blas"
+    )
+    described = {
+        "machine": environment.cpu_model(),
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "blas": pools,
+        "gradbench": gradbench.__version__,
+    }
+    return hashlib.sha256(json.dumps(described).encode()).hexdigest()[:12]
 
 
 def config_key(settings: Settings, machine: str) -> str:
@@ -394,7 +407,8 @@ def run_all(
             loss_function=settings.loss, bias=settings.bias, config=config,
             fingerprint=machine, gradbench=gradbench.__version__,
         )  # fmt: skip
-        done = pd.concat([done, rows.reindex(columns=TRAINING_COLUMNS)], ignore_index=True)
+        rows = rows.reindex(columns=TRAINING_COLUMNS)
+        done = pd.concat([done, rows], ignore_index=True) if len(done) else rows
         save_runs(done, csv)
         last = run.points[-1]
         echo(

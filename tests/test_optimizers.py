@@ -62,8 +62,8 @@ def test_scipy_searches_run_without_their_gradient_based_local_step(
     with pytest.raises(Captured):
         optimizers.GRADIENT_FREE[name](tracker)
     assert expected.items() <= seen["kwargs"].items()
-    bounds = np.array(seen["args"][1])  # θ₀ ± 3 standard deviations of θ₀
-    half = 3 * np.std(tracker.problem.theta0)
+    bounds = np.array(seen["args"][1])  # θ₀ ± 6 standard deviations of θ₀
+    half = 6 * np.std(tracker.problem.theta0)
     np.testing.assert_allclose(bounds[:, 1] - tracker.problem.theta0, half)
     np.testing.assert_allclose(tracker.problem.theta0 - bounds[:, 0], half)
 

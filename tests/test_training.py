@@ -296,3 +296,12 @@ def test_train_refuses_an_unknown_optimizer_in_one_line(tmp_path, capsys):
     code = main(["train", "--config", str(tmp_path / "bad.toml"), "--profile", "tiny"])
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and "unknown optimizer 'adam'" in err
+
+
+def test_train_refuses_an_unknown_gradient_method_before_running(tmp_path, capsys):
+    (tmp_path / "bad.toml").write_text(TINY.replace('"gd/backprop"', '"gd/nope"'))
+    args = ["train", "--config", str(tmp_path / "bad.toml"), "--profile", "tiny"]
+    code = main([*args, "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "nope" in err
+    assert not (tmp_path / "out" / "training.csv").exists()
