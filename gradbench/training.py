@@ -46,6 +46,7 @@ from gradbench.methods.base import GradFn, Method
 from gradbench.model import Array
 from gradbench.problem import Problem, make_problem
 from gradbench.results import TRAINING_COLUMNS, read_table, write_atomic
+from gradbench.training_analysis import label
 
 RECORD_GROWTH = 1.5  # a point each time the evaluation count grows by half
 RUNGS_PER_DECADE = 4  # and each time the best loss falls below L₀·10^(−k/4) …
@@ -192,17 +193,10 @@ class Run:
     reason: str
     theta: Array | None = None
 
-
-def label(optimizer: str, method: str) -> str:
-    """A run's name as the user writes it: 'gd/backprop', or 'powell' without a gradient."""
-    return f"{optimizer}/{method}" if method else optimizer
-
-
-def labels(frame: pd.DataFrame) -> list[str]:
-    """:func:`label` for every row of a training table (gradient_method may be NaN)."""
-    return [
-        label(o, m) for o, m in zip(frame.optimizer, frame.gradient_method.fillna(""), strict=True)
-    ]
+    @classmethod
+    def failed(cls, status: str, reason: str) -> Run:
+        """A run that never started: one point with no loss."""
+        return cls([{"evals": 0.0}], status, reason)
 
 
 def parse(name: str) -> tuple[str, str]:
@@ -245,11 +239,11 @@ def train(
     or diverges, is an ``error`` with its reason — never an exception."""
     if method is not None:
         if reason := method.supports(problem):
-            return Run([{"evals": 0.0}], "skipped", f"declined: {reason}")
+            return Run.failed("skipped", f"declined: {reason}")
         try:
             grad_fn = method.prepare(problem)  # set-up is not part of the budget
         except Exception as exc:
-            return Run([{"evals": 0.0}], "error", f"prepare failed: {one_line(exc)}")
+            return Run.failed("error", f"prepare failed: {one_line(exc)}")
     else:
         grad_fn = None
     tracker = Tracker(problem, budget)
@@ -395,7 +389,7 @@ def run_all(
         problem = training_problem(settings, N, L, seed)
         entry = entries[method] if method else None
         if entry is not None and not entry.available:
-            run = Run([{"evals": 0.0}], "error", f"unavailable: {entry.reason}")
+            run = Run.failed("error", f"unavailable: {entry.reason}")
         else:
             run = train(problem, optimizer, entry and entry.method, t.budget_evals, lr)
         rows = pd.DataFrame(run.points).assign(
