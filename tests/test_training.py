@@ -6,6 +6,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import reference_gradient
 
 from gradbench import config, optimizers, registry, training
 from gradbench.cli import main
@@ -164,8 +165,16 @@ def test_layerwise_first_step_updates_the_top_layer_by_its_plain_gradient():
     with pytest.raises(training.BudgetSpent):
         optimizers.layerwise_descent(tracker, Backprop().prepare(p), lr, 3.6)
     # the best θ seen is θ after the first step (the loss falls), its top block moved
-    moved = tracker.best_theta[top] - p.theta0[top]
-    np.testing.assert_allclose(moved, -lr * g[top], rtol=1e-10, atol=1e-14)
+    theta1 = tracker.best_theta
+    np.testing.assert_allclose(theta1[top] - p.theta0[top], -lr * g[top], rtol=1e-10, atol=1e-14)
+    # the first layer moved by its gradient through the *updated* top layer, which
+    # central differences of the loss at that mixed point give independently
+    mixed = p.theta0.copy()
+    mixed[top] = theta1[top]
+    first = p.net.layer_slice(0)
+    g_mixed = reference_gradient(p.loss, mixed)[first]
+    np.testing.assert_allclose(theta1[first] - p.theta0[first], -lr * g_mixed, atol=1e-8)
+    assert not np.allclose(g_mixed, g[first], atol=1e-6)  # not the whole gradient's block
 
 
 def test_a_failing_prepare_is_an_error_row_and_training_goes_on(entries, tmp_path):
