@@ -45,7 +45,7 @@ from gradbench.errors import one_line
 from gradbench.methods.base import GradFn, Method
 from gradbench.model import Array
 from gradbench.problem import Problem, make_problem
-from gradbench.results import TRAINING_COLUMNS, read_table, write_atomic
+from gradbench.results import TRAINING_COLUMNS, read_table, write_atomic, write_text_atomic
 from gradbench.training_analysis import label
 
 RECORD_GROWTH = 1.5  # a point each time the evaluation count grows by half
@@ -347,7 +347,9 @@ def load_runs(csv: Path, config: str, *, fresh: bool, echo=print) -> pd.DataFram
 
 
 def save_runs(frame: pd.DataFrame, csv: Path) -> None:
-    write_atomic(frame.reindex(columns=TRAINING_COLUMNS), csv)
+    """Write the table atomically, numbers to 10 significant digits (a third smaller)."""
+    text = frame.reindex(columns=TRAINING_COLUMNS).to_csv(index=False, float_format="%.10g")
+    write_text_atomic(text, csv)
 
 
 def plan(settings: Settings) -> list[tuple[str, str, int, int, int]]:
