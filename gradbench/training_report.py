@@ -56,28 +56,33 @@ def setup(trajectories: pd.DataFrame, summary: pd.DataFrame) -> str:
 
 
 def crossover_lines(summary: pd.DataFrame) -> str:
+    """One line per optimizer that stops reaching the target (gradient-free first), one
+    per gradient-free optimizer that never stops, and one for the gradient methods that
+    reach it at every size."""
     cross = ta.crossovers(summary)
+    cross = cross.assign(free=cross.family != "gradient-free").sort_values(["free", "optimizer"])
     lines = []
     for r in cross.itertuples():
-        if r.family != "gradient-free" and not math.isfinite(r.crossover_P):
-            continue
         if math.isfinite(r.crossover_P):
             last = (
                 f"last reached at P = {_P(r.largest_P_reached)}"
                 if math.isfinite(r.largest_P_reached)
                 else "never reached"
             )
-            lines.append(f"- **{r.optimizer}**: crossover at **P = {_P(r.crossover_P)}** ({last})")
-        else:
+            kind = "" if r.family == "gradient-free" else f" ({r.family})"
             lines.append(
-                f"- **{r.optimizer}**: reaches it at every size tried "
+                f"- **{r.optimizer}**{kind}: crossover at **P = {_P(r.crossover_P)}** ({last})"
+            )
+        elif r.family == "gradient-free":
+            lines.append(
+                f"- **{r.optimizer}**: reaches it at every size it ran at "
                 f"(up to P = {_P(r.largest_P_reached)})"
             )
     steady = cross[(cross.family != "gradient-free") & cross.crossover_P.isna()]
     if len(steady):
         lines.append(
-            f"- every gradient method except those above ({', '.join(steady.optimizer)}) "
-            f"reaches it at every size tried, up to P = {_P(steady.largest_P_reached.max())}"
+            f"- {', '.join(steady.optimizer)} reach it at every size tried, up to "
+            f"P = {_P(steady.largest_P_reached.max())}"
         )
     return "\n".join(lines)
 
@@ -136,8 +141,8 @@ def section(trajectories: pd.DataFrame, summary: pd.DataFrame) -> str:
     if summary is None or not len(summary):
         return "_No training results (run `gradbench train`)._"
     parts = [
-        "**Where gradient-free search stops reaching the target** (the smallest P at which "
-        "a majority of seeds no longer reaches it):",
+        "**Where each optimizer stops reaching the target** (the crossover: the smallest P "
+        "at which a majority of seeds no longer reaches it):",
         "",
         crossover_lines(summary),
         "",

@@ -163,7 +163,7 @@ def test_report_lists_unmeasured_cells_and_embeds_figures(built):
     text = (built / "REPORT.md").read_text()
     assert "RuntimeError: boom" in text and "projected" in text
     assert "![time_vs_P](plots/time_vs_P.png)" in text
-    assert "**nelder-mead**: crossover at **P = 144** (last reached at P = 6)" in text
+    assert "- **nelder-mead**: crossover at **P = 144** (last reached at P = 6)" in text
 
 
 UNITS = {"µs": 1e-6, "ms": 1e-3, "s": 1.0}
