@@ -19,12 +19,33 @@ DEFAULT_FILE = Path(__file__).with_name("grids.toml")
 
 @dataclass(frozen=True)
 class TrainSettings:
-    """What ``gradbench train`` runs: (N, L) sizes, seeds, seconds per run, optimizers."""
+    """What ``gradbench train`` runs: (N, L) sizes, seeds, the evaluation budget of every
+    run (forward-pass equivalents), optimizers, and the data: n_train = P training samples,
+    at least ``per_class``·N and at most ``max_train`` (never under ``per_class``·N), and
+    ``n_test`` held-out samples. ``lr_grid``: gradient descent's learning rates, tuned per
+    size. ``max_P``: (optimizer or "gradient-free", largest P it runs at) pairs, for
+    optimizers whose own work (not the loss) would outgrow the time available."""
 
     sizes: tuple[tuple[int, int], ...] = ((2, 1), (4, 1), (8, 2))
-    seeds: int = 3
-    budget_s: float = 1.0
+    seeds: int = 10
+    budget_evals: float = 2000.0
     optimizers: tuple[str, ...] = ("gd/backprop",)
+    per_class: int = 10
+    max_train: int = 4096
+    n_test: int = 1000
+    lr_grid: tuple[float, ...] = (0.1, 0.3, 1.0, 3.0, 10.0)
+    max_P: tuple[tuple[str, int], ...] = ()
+
+    def runs_at(self, optimizer: str, gradient_free: bool, P: int) -> bool:
+        """Whether ``optimizer`` runs at size P under ``max_P``."""
+        limits = dict(self.max_P)
+        limit = limits.get(optimizer, limits.get("gradient-free") if gradient_free else None)
+        return limit is None or P <= limit
+
+    def n_train(self, N: int, P: int) -> int:
+        """Training samples at width N and P parameters: P, clipped to
+        [per_class·N, max(max_train, per_class·N)]."""
+        return max(self.per_class * N, min(P, self.max_train))
 
 
 @dataclass(frozen=True)
@@ -76,6 +97,12 @@ def validate(settings: Settings, where: str) -> Settings:
             settings.network(*size)
         if settings.B < 1:
             raise ValueError(f"B must be a positive integer, got {settings.B}")
+        t = settings.train
+        for name in ("seeds", "budget_evals", "per_class", "max_train"):
+            if not getattr(t, name) >= 1:
+                raise ValueError(f"train.{name} must be at least 1")
+        if t.n_test < 0 or not t.lr_grid or min(t.lr_grid) <= 0:
+            raise ValueError("train.n_test must be ≥ 0 and train.lr_grid positive rates")
         for name in ("budget_s", "hard_limit_s", "max_time_s", "cell_time_s", "prepare_budget_s"):
             if not getattr(settings, name) > 0:
                 raise ValueError(f"{name} must be positive")
@@ -94,6 +121,11 @@ def _coerce(cls: type, values: dict, where: str) -> dict:
         if key not in known:
             raise GradbenchError(f"{where}: unknown key {key!r}; known: {', '.join(known)}")
         if key == "train":
+            continue
+        if key == "max_P":  # an inline table {name = P, …}
+            if not isinstance(value, dict) or not all(isinstance(v, int) for v in value.values()):
+                raise GradbenchError(f"{where}: max_P must be a table of integers")
+            out[key] = tuple(sorted(value.items()))
             continue
         default = known[key].default
         ok = (

@@ -13,7 +13,15 @@ from pathlib import Path
 
 import pandas as pd
 
-from gradbench import analysis, fits, plots, predict
+from gradbench import (
+    analysis,
+    fits,
+    plots,
+    predict,
+    training_analysis,
+    training_plots,
+    training_report,
+)
 from gradbench.errors import GradbenchError
 from gradbench.results import TRAINING_COLUMNS, read_table, write_atomic, write_text_atomic
 
@@ -479,32 +487,17 @@ def symbolic_section(g: pd.DataFrame) -> str | None:
 # ---------------------------------------------------------------- training (helper modules)
 
 
-def training_summary(training_analysis, t: pd.DataFrame, out: Path) -> pd.DataFrame:
-    """The training summary: from ``training_analysis.summarize`` where it exists (written
-    to training_summary.csv), else the training_summary.csv ``gradbench train`` wrote."""
-    summarize = getattr(training_analysis, "summarize", None)
-    if summarize is None:
-        return read_table(out / "training_summary.csv", ["optimizer", "P"])
-    summary = summarize(t)
-    write_atomic(summary, out / "training_summary.csv")
-    return summary
-
-
-NO_TRAINING_ANALYSIS = "the training analysis is not part of this version"
 NO_TRAINING = "no training results for this machine (run `gradbench train`)"
 
 
 def training_parts(out: Path):
-    """(trajectories, summary, crossovers, section text, figure paths) from the training
-    modules where they exist; Nones and a one-line note where they do not yet."""
+    """(trajectories, summary, crossovers, section text, figure paths) from training.csv;
+    Nones and a one-line note when nothing was trained."""
     t = read_table(out / "training.csv", TRAINING_COLUMNS, missing_ok=True)
-    try:
-        from gradbench import training_analysis, training_plots, training_report
-    except ImportError:
-        return t, None, None, NO_TRAINING_ANALYSIS, []
     if t.empty:
         return t, None, None, NO_TRAINING, []
-    summary = training_summary(training_analysis, t, out)
+    summary = training_analysis.summarize(t)
+    write_atomic(summary, out / "training_summary.csv")
     crossovers = training_analysis.crossovers(summary)
     figures = training_plots.draw_all(t, summary, out / "plots")
     return t, summary, crossovers, training_report.section(t, summary), figures

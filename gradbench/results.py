@@ -40,10 +40,13 @@ GRADIENT_COLUMNS = [
     "fingerprint", "gradbench",
 ]  # fmt: skip
 
-# results/training.csv, one row per recorded point of a trajectory.
+# results/training.csv, one row per recorded point of a trajectory. `loss` is the value
+# (best so far); the loss *function* is `loss_function`. Test columns: final point only.
 TRAINING_COLUMNS = [
-    "run_id", "optimizer", "gradient_method", "N", "L", "P", "seed",
-    "evals", "wall_s", "loss", "accuracy", "status", "reason", "budget_s",
+    "run_id", "optimizer", "gradient_method", "kind", "N", "L", "P", "seed",
+    "evals", "wall_s", "loss", "accuracy", "test_loss", "test_accuracy", "cosine",
+    "status", "reason", "budget_evals", "lr", "B", "n_train", "n_test",
+    "dtype", "activation", "loss_function", "bias", "config", "fingerprint", "gradbench",
 ]  # fmt: skip
 
 

@@ -1,46 +1,62 @@
-"""Training the same Problem from the same θ₀ with and without gradients, at equal budgets.
+"""Training the same Problem from the same θ₀ with and without gradients, at equal
+evaluation budgets.
 
-Every optimizer sees the loss (and, for gradient-based ones, a registered gradient
-method) only through a :class:`Tracker`, which
+Every run gets the same budget E in forward-pass equivalents: a loss is 1, a gradient is
+its method's cost model (backprop ≈ 3, central differences 2P + 1, …). A :class:`Tracker`
+stands between each optimizer (gradbench.optimizers) and the problem, and
 
-* counts evaluations in forward-pass equivalents: a loss is 1, a gradient is its method's
-  cost model (backprop 3, central differences 2P, …);
-* records the best loss so far (and its accuracy) at geometrically spaced points;
-* ends the run by raising :class:`BudgetSpent` once the wall-clock budget is used up,
-  which works for every scipy optimizer without touching its internals.
+* charges every evaluation *before* making it, refusing (:class:`BudgetSpent`) one that
+  would cross E: a population is cut at the budget, a gradient that does not fit is not
+  computed, and scipy's optimizers end when the exception leaves their objective. No run
+  ever evaluates past E, so every run is deterministic: the same seeds give the same
+  losses on every run; only the wall-clock columns differ;
+* records the best loss so far and its training accuracy at geometrically spaced
+  evaluation counts (each 1.5× the last) and whenever the best loss first falls below a
+  rung 10^(−k/4) of the initial loss, down to 10⁻⁴ of it (so "evaluations to reach a
+  tenth of the initial loss" is exact), and at the end the held-out loss and accuracy at
+  the best θ.
 
-The gradient-free optimizers are scipy's own, really gradient-free: differential
-evolution runs with ``polish=False`` (its default polishes with L-BFGS-B) and dual
-annealing with ``no_local_search=True``; Nelder–Mead uses ``adaptive=True``, scipy's
-variant for higher dimensions.
+The starting point's loss is given to every optimizer (not counted). Recording (accuracy,
+held-out metrics, the layer-wise cosine) is neither counted nor timed.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
+import os
+import platform
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import optimize
+from threadpoolctl import threadpool_info
 
+import gradbench
+from gradbench import environment, optimizers
 from gradbench.config import Settings
+from gradbench.errors import one_line
 from gradbench.methods.base import GradFn, Method
 from gradbench.model import Array
-from gradbench.problem import Problem
-from gradbench.results import TRAINING_COLUMNS, read_table, write_atomic
+from gradbench.problem import Problem, make_problem
+from gradbench.results import TRAINING_COLUMNS, read_table, write_atomic, write_text_atomic
+from gradbench.training_analysis import label
 
-UNLIMITED = 10**9  # scipy's iteration caps, lifted: the wall-clock budget ends each run
-RECORD_GROWTH = 1.15  # record a point each time the evaluation count grows by 15 %
-SEARCH_BOX = 2.0  # bounded optimizers search θ₀ ± this in every coordinate
+RECORD_GROWTH = 1.5  # a point each time the evaluation count grows by half
+RUNGS_PER_DECADE = 4  # and each time the best loss falls below L₀·10^(−k/4) …
+LAST_RUNG = 16  # … down to L₀·10⁻⁴
+TUNE_SEED = 10**6  # learning rates are tuned on a problem no reported run uses
+RUN_KEY = ["config", "optimizer", "gradient_method", "N", "L", "seed"]
 
 
 class BudgetSpent(Exception):
-    """The run used its wall-clock budget: a normal end, not an error."""
+    """The run used its evaluation budget: a normal end, not an error."""
 
 
 class Diverged(Exception):
@@ -49,276 +65,361 @@ class Diverged(Exception):
 
 @dataclass
 class Tracker:
-    """Counts, records and times every evaluation an optimizer makes."""
+    """Counts, caps and records every evaluation an optimizer makes (the optimizers'
+    :class:`~gradbench.optimizers.Oracle`)."""
 
     problem: Problem
-    budget_s: float
+    budget: float
     evals: float = 0.0
-    best: float = math.inf
     points: list[dict] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.best_theta = self.problem.theta0.copy()
-        self._next_record = 1.0
-        self._paused = 0.0
-        self._start = time.perf_counter()
+        self.initial = self.best = self.problem.loss(self.best_theta)
+        self._next_evals, self._rung, self._notes = 1.0, 0, {}
+        self._paused, self._start = 0.0, time.perf_counter()
+        self.record()
+
+    # -- counting and capping ---------------------------------------------------------------
+
+    def charge(self, cost: float) -> None:
+        """Count ``cost`` evaluations about to be made, or refuse them if they would
+        cross the budget."""
+        if self.evals + cost > self.budget * (1 + 1e-12):
+            raise BudgetSpent
+        self.evals += cost
+
+    def loss(self, theta: Array) -> float:
+        self.charge(1.0)
+        return self.seen(theta, self.problem.loss(theta))
+
+    def losses(self, thetas: Array) -> Array:
+        """The loss at each row of ``thetas (K, P)`` in one batched call, each counted;
+        a population that would cross the budget is cut there (and the run ends)."""
+        room = int(self.budget * (1 + 1e-12) - self.evals)
+        if room < 1:
+            raise BudgetSpent
+        taken = thetas[:room]
+        values = self.problem.losses(taken)
+        for theta, value in zip(taken, values, strict=True):
+            self.charge(1.0)
+            self.seen(theta, float(value))
+        if len(taken) < len(thetas):
+            raise BudgetSpent
+        return values
+
+    def gradient(self, grad_fn: GradFn, cost: float) -> Callable[[Array], tuple[float, Array]]:
+        """``θ ↦ (loss, gradient)`` through ``grad_fn``, each call charged ``cost``."""
+
+        def value_and_grad(theta: Array) -> tuple[float, Array]:
+            self.charge(cost)
+            loss, grad = grad_fn(theta)
+            return self.seen(theta, float(loss)), grad
+
+        return value_and_grad
+
+    # -- recording ----------------------------------------------------------------------------
 
     @property
     def wall_s(self) -> float:
         """Seconds spent by the optimizer, not counting the tracker's own recording."""
         return time.perf_counter() - self._start - self._paused
 
-    def loss(self, theta: Array) -> float:
-        return self._seen(theta, self.problem.loss(theta), 1.0)
+    @property
+    def due(self) -> bool:
+        """Whether the evaluation being made now will be recorded (by the count rule)."""
+        return self.evals >= self._next_evals
 
-    def losses(self, thetas: Array) -> Array:
-        """Vectorized: the loss at each row of ``thetas (K, P)``, each counted."""
-        values = self.problem.losses(thetas)
-        for theta, value in zip(thetas, values, strict=True):
-            self._seen(theta, float(value), 1.0, check=False)
-        self._check()
-        return values
-
-    def gradient(self, grad_fn: GradFn, cost: float) -> Callable[[Array], tuple[float, Array]]:
-        """``θ ↦ (loss, gradient)`` through ``grad_fn``, each call counted as ``cost``."""
-
-        def value_and_grad(theta: Array) -> tuple[float, Array]:
-            loss, grad = grad_fn(theta)
-            return self._seen(theta, loss, cost), grad
-
-        return value_and_grad
-
-    def _seen(self, theta: Array, loss: float, cost: float, check: bool = True) -> float:
-        self.evals += cost
+    def seen(self, theta: Array, loss: float) -> float:
+        """An evaluation already charged: keep the best, record when a rule says so."""
         if not math.isfinite(loss):
             raise Diverged(f"loss became {loss} after {self.evals:g} evaluations")
         if loss < self.best:
             self.best, self.best_theta = loss, np.array(theta, copy=True)
-        if self.evals >= self._next_record:
+        if self.due or (self._rung < LAST_RUNG and self.best < self._rung_loss(self._rung + 1)):
             self.record()
-            self._next_record = self.evals * RECORD_GROWTH
-        if check:
-            self._check()
         return loss
 
-    def _check(self) -> None:
-        if self.wall_s > self.budget_s:
-            raise BudgetSpent
+    def _rung_loss(self, k: int) -> float:
+        return self.initial * 10.0 ** (-k / RUNGS_PER_DECADE)
+
+    def note(self, **values: float) -> None:
+        """Values to put on the next recorded point (e.g. the layer-wise cosine)."""
+        self._notes.update(values)
+
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        """Work that is neither the optimizer's nor counted: not in wall_s either."""
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self._paused += time.perf_counter() - t0
+
+    def diagnose(self, grad_fn: GradFn, theta: Array) -> Array:
+        """A gradient for a diagnostic (not counted, not timed)."""
+        with self.paused():
+            return grad_fn(theta)[1]
 
     def record(self) -> None:
-        """Add a trajectory point: best loss so far and its accuracy (time not counted)."""
-        t0 = time.perf_counter()
-        wall = self.wall_s
-        accuracy = self.problem.accuracy(self.best_theta) if math.isfinite(self.best) else math.nan
-        self.points.append(
-            {"evals": self.evals, "wall_s": wall, "loss": self.best, "accuracy": accuracy}
-        )
-        self._paused += time.perf_counter() - t0
+        """A trajectory point: evaluations, time, best loss so far and its accuracy."""
+        with self.paused():
+            point = {"evals": self.evals, "wall_s": self.wall_s, "loss": self.best}
+            self.points.append(point | {"accuracy": self.problem.accuracy(self.best_theta)})
+            self.points[-1].update(self._notes)
+            self._notes = {}
+            if self.due:
+                self._next_evals = self.evals * RECORD_GROWTH
+            while self._rung < LAST_RUNG and self.best < self._rung_loss(self._rung + 1):
+                self._rung += 1
+
+    def finish(self) -> None:
+        """The last point, with the held-out loss and accuracy at the best θ."""
+        theta = self.best_theta
+        self.note(test_loss=self.problem.test_loss(theta))
+        self.note(test_accuracy=self.problem.test_accuracy(theta))
+        self.record()
 
 
-# -- the optimizers: each runs until the tracker ends it (or it converges) ------------------
+# -- one run -----------------------------------------------------------------------------------
 
 
-def gradient_descent(
-    tracker: Tracker, value_and_grad, lr: float = 0.1, momentum: float = 0.9
-) -> None:
-    """Heavy-ball gradient descent: v ← μv + g, θ ← θ − ηv."""
-    theta = tracker.problem.theta0.copy()
-    velocity = np.zeros_like(theta)
-    while True:
-        _, grad = value_and_grad(theta)
-        velocity = momentum * velocity + grad
-        theta = theta - lr * velocity
+@dataclass
+class Run:
+    """A finished run: its trajectory, status (ok | error | skipped), reason, best θ."""
 
+    points: list[dict]
+    status: str
+    reason: str
+    theta: Array | None = None
 
-def lbfgs(tracker: Tracker, value_and_grad) -> None:
-    optimize.minimize(
-        value_and_grad,
-        tracker.problem.theta0,
-        jac=True,
-        method="L-BFGS-B",
-        options={"maxiter": UNLIMITED, "maxfun": UNLIMITED, "ftol": 0.0, "gtol": 0.0},
-    )
-
-
-def _minimize(method: str, **options) -> Callable[[Tracker], None]:
-    def run(tracker: Tracker) -> None:
-        optimize.minimize(tracker.loss, tracker.problem.theta0, method=method, options=options)
-
-    return run
-
-
-def _box(tracker: Tracker) -> list[tuple[float, float]]:
-    return [(x - SEARCH_BOX, x + SEARCH_BOX) for x in tracker.problem.theta0]
-
-
-def differential_evolution(tracker: Tracker) -> None:
-    """Population popsize·P, vectorized through the batched loss; population kept to
-    about 1500 members so that large P fits in memory."""
-    P = tracker.problem.P
-    optimize.differential_evolution(
-        lambda X: tracker.losses(X.T),
-        _box(tracker),
-        x0=tracker.problem.theta0,
-        popsize=max(1, min(15, 1500 // P)),
-        maxiter=UNLIMITED,
-        tol=0.0,
-        polish=False,
-        vectorized=True,
-        updating="deferred",
-        rng=tracker.problem.seed,
-    )
-
-
-def dual_annealing(tracker: Tracker) -> None:
-    optimize.dual_annealing(
-        tracker.loss,
-        _box(tracker),
-        x0=tracker.problem.theta0,
-        maxiter=UNLIMITED,
-        maxfun=UNLIMITED,
-        no_local_search=True,
-        rng=tracker.problem.seed,
-    )
-
-
-GRADIENT_FREE: dict[str, Callable[[Tracker], None]] = {
-    "nelder-mead": _minimize(
-        "Nelder-Mead", adaptive=True, maxiter=UNLIMITED, maxfev=UNLIMITED, xatol=0.0, fatol=0.0
-    ),
-    "powell": _minimize("Powell", maxiter=UNLIMITED, maxfev=UNLIMITED, xtol=1e-12, ftol=0.0),
-    "cobyla": _minimize("COBYLA", maxiter=UNLIMITED, rhobeg=0.5, tol=1e-12),
-    "differential-evolution": differential_evolution,
-    "dual-annealing": dual_annealing,
-}
-WITH_GRADIENT = {"gd": gradient_descent, "lbfgs": lbfgs}
-
-
-def label(optimizer: str, method: str) -> str:
-    """A run's name as the user writes it: 'gd/backprop', or 'powell' without a gradient."""
-    return f"{optimizer}/{method}" if method else optimizer
-
-
-def labels(frame: pd.DataFrame) -> list[str]:
-    """:func:`label` for every row of a training table (gradient_method may be NaN)."""
-    return [
-        label(o, m) for o, m in zip(frame.optimizer, frame.gradient_method.fillna(""), strict=True)
-    ]
+    @classmethod
+    def failed(cls, status: str, reason: str) -> Run:
+        """A run that never started: one point with no loss."""
+        return cls([{"evals": 0.0}], status, reason)
 
 
 def parse(name: str) -> tuple[str, str]:
     """'gd/fd-central' → ('gd', 'fd-central'); 'powell' → ('powell', '')."""
     optimizer, _, method = name.partition("/")
-    if optimizer in WITH_GRADIENT and method:
+    if optimizer == "gd-layerwise" and method not in optimizers.LAYERWISE_METHODS:
+        raise ValueError(f"{name!r}: the layer-wise update is defined for backprop only")
+    if optimizer in optimizers.WITH_GRADIENT and method:
         return optimizer, method
-    if optimizer in GRADIENT_FREE and not method:
+    if optimizer in optimizers.GRADIENT_FREE and not method:
         return optimizer, ""
-    known = [f"{o}/<method>" for o in WITH_GRADIENT] + list(GRADIENT_FREE)
+    known = [f"{o}/<method>" for o in optimizers.WITH_GRADIENT] + list(optimizers.GRADIENT_FREE)
     raise ValueError(f"unknown optimizer {name!r}; choose from {', '.join(known)}")
 
 
+def layerwise_cost(net, backprop_cost: float) -> float:
+    """The layer-wise step's cost: backprop's cost model × (L² + L) / (3L − 1), the ratio
+    of the layer products each does (see optimizers.layerwise_steps)."""
+    return backprop_cost * optimizers.layerwise_steps(net.L) / (3 * net.L - 1)
+
+
+def _optimize(tracker: Tracker, optimizer: str, method: Method | None, grad_fn, lr: float):
+    if method is None:
+        return optimizers.GRADIENT_FREE[optimizer](tracker)
+    cost = method.cost(tracker.problem.net)
+    if optimizer == "gd-layerwise":
+        step_cost = layerwise_cost(tracker.problem.net, cost)
+        return optimizers.layerwise_descent(tracker, grad_fn, lr, step_cost)
+    value_and_grad = tracker.gradient(grad_fn, cost)
+    if optimizer == "gd":
+        return optimizers.gradient_descent(tracker, value_and_grad, lr)
+    return optimizers.lbfgs(tracker, value_and_grad)
+
+
 def train(
-    problem: Problem, optimizer: str, method: Method | None, budget_s: float
-) -> tuple[list[dict], str, str]:
-    """One run: the trajectory points, a status (ok | error) and the reason."""
+    problem: Problem, optimizer: str, method: Method | None, budget: float, lr: float = math.nan
+) -> Run:
+    """One run from θ₀ with ``budget`` forward-pass equivalents. A method that declines
+    the problem is ``skipped``; one whose ``prepare`` raises, or an optimizer that fails
+    or diverges, is an ``error`` with its reason — never an exception."""
     if method is not None:
-        grad_fn = method.prepare(problem)  # set-up is not part of the budget
-    tracker = Tracker(problem, budget_s)
+        if reason := method.supports(problem):
+            return Run.failed("skipped", f"declined: {reason}")
+        try:
+            grad_fn = method.prepare(problem)  # set-up is not part of the budget
+        except Exception as exc:
+            return Run.failed("error", f"prepare failed: {one_line(exc)}")
+    else:
+        grad_fn = None
+    tracker = Tracker(problem, budget)
     status, reason = "ok", ""
     try:
-        if method is None:
-            GRADIENT_FREE[optimizer](tracker)
-        else:
-            WITH_GRADIENT[optimizer](tracker, tracker.gradient(grad_fn, method.cost(problem.net)))
+        _optimize(tracker, optimizer, method, grad_fn, lr)
         reason = "converged before the budget"
     except BudgetSpent:
         pass
     except Exception as exc:  # a failing optimizer is recorded; the others go on
-        status, reason = "error", f"{type(exc).__name__}: {exc}".splitlines()[0]
-    tracker.record()
-    return tracker.points, status, reason
+        status, reason = "error", one_line(exc)
+    tracker.finish()
+    return Run(tracker.points, status, reason, tracker.best_theta)
 
 
-def summarize(trajectories: pd.DataFrame, slack: float = 0.05) -> pd.DataFrame:
-    """Per optimizer and size: final loss and accuracy (median over seeds), and whether and
-    when each reached the loss that gradient descent with backprop reached in its budget
-    (within ``slack``, relative)."""
-    keys = ["optimizer", "gradient_method", "N", "L", "P", "seed"]
-    # gradient-free runs have no gradient method: "" (read back from CSV as NaN, which
-    # groupby would silently drop)
-    trajectories = trajectories.assign(gradient_method=trajectories.gradient_method.fillna(""))
-    final = trajectories.sort_values("wall_s").groupby(keys, as_index=False).last()
-    gd = final[(final.optimizer == "gd") & (final.gradient_method == "backprop")]
-    target = gd.set_index(["N", "L", "seed"])["loss"].rename("target_loss")
-    runs = trajectories.join(target, on=["N", "L", "seed"])
-    hit = runs[runs.loss <= runs.target_loss * (1 + slack)]
-    first = hit.sort_values("wall_s").groupby(keys)["wall_s"].first().rename("time_to_target_s")
-    final = final.join(target, on=["N", "L", "seed"]).join(first, on=keys)
-    final["reached_target"] = final["time_to_target_s"].notna()
-    return (
-        final.groupby(["optimizer", "gradient_method", "N", "L", "P"], as_index=False)
-        .agg(
-            final_loss=("loss", "median"),
-            final_accuracy=("accuracy", "median"),
-            target_loss=("target_loss", "median"),
-            reached=("reached_target", "mean"),
-            time_to_target_s=("time_to_target_s", "median"),
-            evals=("evals", "median"),
-            seeds=("seed", "count"),
-        )
-        .sort_values(["P", "optimizer", "gradient_method"])
+def tune_lr(problem: Problem, method: Method, budget: float, grid) -> tuple[float, dict]:
+    """Gradient descent's learning rate: the rate in ``grid`` whose full-budget run
+    reaches the lowest training loss on ``problem`` (ties: the smaller rate; a diverging
+    rate loses). Returns it and every rate's final loss."""
+    finals = {}
+    for lr in sorted(grid):
+        run = train(problem, "gd", method, budget, lr)
+        finals[lr] = run.points[-1]["loss"] if run.status == "ok" else math.inf
+    return min(finals, key=lambda lr: (finals[lr], lr)), finals
+
+
+# -- the sweep over sizes, seeds and optimizers ------------------------------------------------
+
+
+def training_problem(settings: Settings, N: int, L: int, seed: int) -> Problem:
+    """The teacher–student problem of a training run: n_train training samples (see
+    TrainSettings.n_train) and n_test held-out ones from the same teacher."""
+    t, net = settings.train, settings.network(N, L)
+    return make_problem(
+        N, L, t.n_train(N, net.P), activation=settings.activation, loss=settings.loss,
+        bias=settings.bias, dtype=settings.dtype, seed=seed, n_test=t.n_test,
+    )  # fmt: skip
+
+
+def fingerprint() -> str:
+    """A short hash of this machine and software (CPU, cores, BLAS and its threads,
+    Python, numpy, gradbench); ``GRADBENCH_FINGERPRINT`` overrides it. Stand-in until
+    ``environment.fingerprint()`` exists: replace this body by a call to it."""
+    if override := os.environ.get("GRADBENCH_FINGERPRINT"):
+        return override
+    # every BLAS loaded (numpy's and scipy's), sorted: their load order varies by run
+    pools = sorted(
+        f"{p.get('internal_api')} {p.get('version')} {p.get('architecture')} {p.get('num_threads')}"
+        for p in threadpool_info()
+        if p.get("user_api") == "blas"
     )
+    described = {
+        "machine": environment.cpu_model(),
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "blas": pools,
+        "gradbench": gradbench.__version__,
+    }
+    return hashlib.sha256(json.dumps(described).encode()).hexdigest()[:12]
+
+
+def config_key(settings: Settings, machine: str) -> str:
+    """The resume key's settings part: a short hash of everything that changes a training
+    measurement besides (optimizer, gradient method, N, L, seed) — network options,
+    budget, data sizes (n_train's rule, n_test), the learning-rate grid, recording rules,
+    the machine's fingerprint and gradbench's version. A run on file is reused only under
+    the same key (RUN_KEY: this hash, optimizer, gradient_method, N, L, seed)."""
+    t = settings.train
+    measured = {
+        "dtype": settings.dtype,
+        "activation": settings.activation,
+        "loss": settings.loss,
+        "bias": settings.bias,
+        "budget_evals": t.budget_evals,
+        "per_class": t.per_class,
+        "max_train": t.max_train,
+        "n_test": t.n_test,
+        "lr_grid": sorted(t.lr_grid),
+        "record": [RECORD_GROWTH, RUNGS_PER_DECADE, LAST_RUNG, TUNE_SEED],
+        "fingerprint": machine,
+        "gradbench": gradbench.__version__,
+    }
+    return hashlib.sha256(json.dumps(measured, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def load_runs(csv: Path, config: str, *, fresh: bool, echo=print) -> pd.DataFrame:
+    """The runs on file that may be resumed: those of this ``config``. The others (all of
+    them with ``fresh``) are moved to ``archive/<run_id>/training.csv`` beside the file,
+    never mixed in, and one line says so. (Persistence lives here and in
+    :func:`save_runs` only.)"""
+    done = read_table(csv, ["run_id"], missing_ok=True)  # an older schema is archived too
+    keep = done.get("config", pd.Series(index=done.index, dtype=object)) == config
+    keep &= not fresh
+    for run_id, rows in done[~keep].groupby("run_id"):
+        target = csv.parent / "archive" / str(run_id) / csv.name
+        old = read_table(target, ["run_id"], missing_ok=True)
+        write_atomic(pd.concat([old, rows], ignore_index=True), target)
+        echo(f"moved {len(rows)} rows of run {run_id} (other settings or machine) to {target}")
+    return done[keep].reindex(columns=TRAINING_COLUMNS).reset_index(drop=True)
+
+
+def save_runs(frame: pd.DataFrame, csv: Path) -> None:
+    """Write the table atomically, numbers to 10 significant digits (a third smaller)."""
+    text = frame.reindex(columns=TRAINING_COLUMNS).to_csv(index=False, float_format="%.10g")
+    write_text_atomic(text, csv)
+
+
+def plan(settings: Settings) -> list[tuple[str, str, int, int, int]]:
+    """Every (optimizer, method, N, L, seed) to run: sizes × seeds × optimizers, each
+    optimizer up to its max_P."""
+    t = settings.train
+    return [
+        (*parse(name), N, L, seed)
+        for N, L in t.sizes
+        for seed in range(t.seeds)
+        for name in t.optimizers
+        if t.runs_at(name, "/" not in name, settings.network(N, L).P)
+    ]
 
 
 def run_all(
     settings: Settings, entries: dict, out: Path, *, fresh: bool = False, echo=print
 ) -> pd.DataFrame:
-    """Every optimizer × size × seed of ``settings.train``, each written to
-    ``out/training.csv`` as it finishes; runs already on file are kept, not redone."""
-    t = settings.train
-    csv = Path(out) / "training.csv"
-    done = (
-        pd.DataFrame(columns=TRAINING_COLUMNS)
-        if fresh
-        else read_table(csv, TRAINING_COLUMNS, missing_ok=True)
-    )
+    """Every planned run, each written to ``out/training.csv`` as it finishes; runs on
+    file under the same resume key are kept, not redone."""
+    t, csv = settings.train, Path(out) / "training.csv"
+    machine = fingerprint()
+    config = config_key(settings, machine)
+    done = load_runs(csv, config, fresh=fresh, echo=echo)
+    finished = set(done[RUN_KEY[1:]].fillna("").itertuples(index=False, name=None))
     run_id = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    plan = [
-        (parse(name), N, L, seed)
-        for N, L in t.sizes
-        for seed in range(t.seeds)
-        for name in t.optimizers
-    ]
-    for i, ((optimizer, method), N, L, seed) in enumerate(plan, 1):
-        same = (done.optimizer == optimizer) & (done.gradient_method.fillna("") == method)
-        same &= (done.N == N) & (done.L == L) & (done.seed == seed) & (done.budget_s == t.budget_s)
-        prefix = f"[{i}/{len(plan)}] {label(optimizer, method):<24} N={N:<3} L={L} seed={seed}"
-        if same.any():
+    todo = plan(settings)
+    rates: dict[tuple[int, int], float] = {}
+    for i, (optimizer, method, N, L, seed) in enumerate(todo, 1):
+        prefix = f"[{i}/{len(todo)}] {label(optimizer, method):<24} N={N:<3} L={L} seed={seed}"
+        if (optimizer, method, N, L, seed) in finished:
             echo(f"{prefix} on file")
             continue
+        lr = math.nan
+        if optimizer.startswith("gd"):
+            if (N, L) not in rates:
+                rates[N, L] = _tuned(settings, entries, N, L, echo)
+            lr = rates[N, L]
+        problem = training_problem(settings, N, L, seed)
         entry = entries[method] if method else None
         if entry is not None and not entry.available:
-            points, status, reason = [{}], "error", f"unavailable: {entry.reason}"
+            run = Run.failed("error", f"unavailable: {entry.reason}")
         else:
-            problem = settings.problem(N, L, seed)
-            points, status, reason = train(
-                problem, optimizer, entry.method if entry else None, t.budget_s
-            )
-        rows = pd.DataFrame(points).assign(
-            run_id=run_id,
-            optimizer=optimizer,
-            gradient_method=method,
-            N=N,
-            L=L,
-            P=settings.network(N, L).P,
-            seed=seed,
-            status=status,
-            reason=reason,
-            budget_s=t.budget_s,
+            run = train(problem, optimizer, entry and entry.method, t.budget_evals, lr)
+        rows = pd.DataFrame(run.points).assign(
+            run_id=run_id, optimizer=optimizer, gradient_method=method,
+            kind=entry.method.kind if entry is not None and entry.available else "", N=N, L=L,
+            P=problem.P, seed=seed, status=run.status, reason=run.reason,
+            budget_evals=t.budget_evals, lr=lr, B=problem.B, n_train=problem.B,
+            n_test=problem.n_test, dtype=settings.dtype, activation=settings.activation,
+            loss_function=settings.loss, bias=settings.bias, config=config,
+            fingerprint=machine, gradbench=gradbench.__version__,
+        )  # fmt: skip
+        rows = rows.reindex(columns=TRAINING_COLUMNS)
+        done = pd.concat([done, rows], ignore_index=True) if len(done) else rows
+        save_runs(done, csv)
+        last = run.points[-1]
+        echo(
+            f"{prefix} {run.status}: loss {last.get('loss', math.nan):.4g}, held-out accuracy "
+            f"{last.get('test_accuracy', math.nan):.3f} after {last['evals']:.6g} "
+            f"evaluations {run.reason}"
         )
-        done = pd.concat([done, rows.reindex(columns=TRAINING_COLUMNS)], ignore_index=True)
-        write_atomic(done, csv)
-        last = points[-1]
-        loss, evals = last.get("loss", math.nan), last.get("evals", 0)
-        echo(f"{prefix} {status}: loss {loss:.4g} after {evals:.4g} evaluations {reason}")
     return done
+
+
+def _tuned(settings: Settings, entries: dict, N: int, L: int, echo) -> float:
+    problem = training_problem(settings, N, L, TUNE_SEED)
+    lr, finals = tune_lr(
+        problem, entries["backprop"].method, settings.train.budget_evals, settings.train.lr_grid
+    )
+    shown = ", ".join(f"{rate:g}: {loss:.3g}" for rate, loss in finals.items())
+    echo(f"learning rate for N={N} L={L}: {lr:g} (final training loss by rate: {shown})")
+    return lr

@@ -24,7 +24,7 @@ def built(tmp_path_factory):
     write_atomic(fx.training_csv(), out / "training.csv")
     with pytest.MonkeyPatch.context() as mp:
         for name, module in fx.fake_training_modules(out / "plots" / "training.png").items():
-            mp.setitem(__import__("sys").modules, name, module)
+            mp.setattr(report, name.rsplit(".", 1)[1], module)
         mp.setattr(plots, "save", fake_save)
         assert main(["report", "--out", str(out)]) == 0
     return out
@@ -195,13 +195,3 @@ def test_missing_or_corrupt_csv_gives_one_line_and_exit_2(tmp_path, capsys, cont
     assert main(["report", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "gradients.csv" in err
-
-
-def test_the_training_summary_falls_back_to_the_file_train_wrote(tmp_path):
-    import types
-
-    written = pd.DataFrame({"optimizer": ["powell"], "P": [6], "final_loss": [0.1]})
-    write_atomic(written, tmp_path / "training_summary.csv")
-    without = types.ModuleType("training_analysis")  # no summarize()
-    got = report.training_summary(without, fx.training_csv(), tmp_path)
-    assert got.to_dict("list") == written.to_dict("list")
