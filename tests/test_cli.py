@@ -39,3 +39,18 @@ def test_check_compares_methods_with_backprop(capsys):
     fd = next(line for line in lines if line.strip().startswith("fd-central"))
     rho_max = float(fd.split()[2])
     assert 0 < rho_max < 1e-6 and fd.rstrip().endswith("ok")
+
+
+def test_train_refuses_an_unknown_gradient_method_before_running_anything(capsys, tmp_path):
+    """Issue 18's planted bug: without train's upfront name check, ``gd/nope`` surfaced as
+    a KeyError traceback after the valid runs had already spent their budgets."""
+    grids = tmp_path / "grids.toml"
+    grids.write_text(
+        "[tiny.train]\nsizes = [[2, 1]]\nseeds = 1\nbudget_s = 0.05\n"
+        'optimizers = ["gd/backprop", "gd/nope"]\n'
+    )
+    out = tmp_path / "results"
+    assert main(["train", "--config", str(grids), "--profile", "tiny", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "unknown method 'nope'" in err and "Traceback" not in err
+    assert not (out / "training.csv").exists()
