@@ -43,7 +43,7 @@ def test_the_packaged_grids_load():
 @pytest.mark.parametrize(
     ("text", "profile", "message"),
     [
-        ("[p]\nN = [2]\n", "nope", "unknown profile 'nope' in {path}; profiles: p"),
+        ("[a]\n[b]\n", "nope", "unknown profile 'nope' in {path}; profiles: a, b"),
         ("", "p", "unknown profile 'p' in {path}; profiles: none"),
         ("[p\n", "p", "config file {path} is not valid TOML: "),
         ("[p]\nNn = 1\n", "p", "{path} [p]: unknown key 'Nn'; known: N, L, B,"),
@@ -86,9 +86,14 @@ def test_an_integer_is_a_float_setting_but_a_float_is_not_an_integer(tmp_path):
         _load(tmp_path, "[p]\nseed = 1.0\n")
 
 
-def test_hard_limit_equal_to_budget_is_allowed():
-    s = Settings(budget_s=2.0, hard_limit_s=2.0)
+def test_the_smallest_allowed_values():
+    s = Settings(B=1, budget_s=2.0, hard_limit_s=2.0)  # hard limit equal to the budget
     assert config.validate(s, "here") is s
+
+
+def test_the_default_profile_is_the_default():
+    assert config.load() == config.load("default", config.DEFAULT_FILE)
+    assert config.load().N[-1] == 256
 
 
 def test_validate_names_where_the_settings_came_from():

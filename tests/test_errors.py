@@ -13,6 +13,7 @@ from gradbench.errors import GradbenchError, one_line
         (RuntimeError("  padded  \n"), "RuntimeError: padded"),
         (KeyError(), "KeyError"),  # no message: the type, no trailing ': '
         (ZeroDivisionError("\n"), "ZeroDivisionError"),
+        (ValueError("max of X"), "ValueError: max of X"),  # only ': ' is stripped
     ],
 )
 def test_one_line(exc, line):

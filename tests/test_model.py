@@ -97,8 +97,16 @@ def test_row_max_and_row_sum_by_hand(width):
     A[0, 1], A[0, -1], A[1, 0] = 5.0, 7.0, -1.0  # row 0: max at the last column
     A[1, 1:] = -2.0  # row 1: max in the first column
     np.testing.assert_array_equal(row_max(A), [7.0, -1.0])
+    np.testing.assert_array_equal(row_max(A[:, :2]), [5.0, -1.0])  # max in the second column
     np.testing.assert_array_equal(row_sum(A), [12.0, -1.0 - 2.0 * (width - 1)])
     assert row_max(A).shape == (2,) and row_max(A[:, :1]).tolist() == [0.0, -1.0]
+    stack = np.stack([A, A + 1.0])  # (2, 2, width): over the last axis, not the middle one
+    np.testing.assert_array_equal(row_max(stack), [[7.0, -1.0], [8.0, 0.0]])
+
+
+def test_row_sum_keeps_the_dtype():
+    assert row_sum(np.ones((2, 3), np.float32)).dtype == np.float32
+    assert row_sum(np.ones((2, 3), np.complex128)).dtype == np.complex128
 
 
 def test_which_activations_are_analytic():
@@ -108,8 +116,10 @@ def test_which_activations_are_analytic():
 
 
 def test_relu_is_zero_at_zero_and_keeps_positive_values():
-    z = np.array([-2.0, 0.0, 3.0])
-    np.testing.assert_array_equal(ACTIVATIONS["relu"].f(z), [0.0, 0.0, 3.0])
+    z = np.array([-2.0, 0.0, 0.5, 3.0])
+    np.testing.assert_array_equal(ACTIVATIONS["relu"].f(z), [0.0, 0.0, 0.5, 3.0])
+    # at the kink a complex step sees relu's one-sided derivative 0, as backprop's df(0) = 0
+    assert ACTIVATIONS["relu"].f(np.array([1e-20j]))[0] == 0
     np.testing.assert_array_equal(ACTIVATIONS["relu"].df(np.array([0.0, 3.0])), [0.0, 1.0])
 
 
@@ -125,6 +135,9 @@ def test_init_scales_weights_by_fan_in_and_biases_by_a_tenth():
     assert layer.W.std() == pytest.approx(2.0 / np.sqrt(200), rel=0.02)
     assert abs(layer.W.mean()) < 0.002
     assert layer.b.std() == pytest.approx(0.2, rel=0.15)
+    assert abs(layer.b.mean()) < 0.05
+    default = net.layers(net.init(np.random.default_rng(0)))[0]  # scale 1
+    assert default.W.std() == pytest.approx(1.0 / np.sqrt(200), rel=0.02)
 
 
 def test_run_from_any_layer_and_inputs_of_a_layer_range():

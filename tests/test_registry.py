@@ -112,18 +112,25 @@ def test_entry_points_may_name_a_class_or_an_instance_and_a_broken_one_is_listed
     class Renamed(Backprop):
         name = "renamed"
 
+    class DuckTyped:  # not a Method subclass and no `requires`: still a method
+        name, kind, description = "duck", "exact", "quacks like a method"
+        cost = prepare = staticmethod(lambda *args: None)
+
     fakes = [
         _FakeEntryPoint("backprop", Backprop),
         _FakeEntryPoint("renamed", Renamed()),
+        _FakeEntryPoint("duck", DuckTyped()),
         _FakeEntryPoint("broken", ImportError("no module named x\nmore")),
     ]
     monkeypatch.setattr(registry, "entry_points", lambda group: fakes)
     entries = registry.discover()
-    assert list(entries) == ["backprop", "renamed", "broken"]
+    assert list(entries) == ["backprop", "renamed", "duck", "broken"]
     assert isinstance(entries["backprop"].method, Backprop)
+    assert entries["renamed"].available and entries["duck"].available
     assert entries["renamed"].origin == "entry point fake.module:renamed"
     broken = entries["broken"]
     assert not broken.available and broken.method is None
+    assert broken.origin == "entry point fake.module:broken"
     assert broken.reason == "broken plugin: ImportError: no module named x"
 
 
@@ -151,9 +158,13 @@ def test_reasons_and_messages_in_full(tmp_path):
     needs = GOOD.replace(
         'kind = "approximate"', 'kind = "approximate"\n        requires = ("m1", "m2")'
     )
-    assert registry.load_file(write(tmp_path, "needs.py", needs))[0].reason == (
-        "needs m1, m2 (not installed)"
-    )
+    path = write(tmp_path, "needs.py", needs)
+    entry = registry.load_file(path)[0]
+    assert (entry.reason, entry.origin) == ("needs m1, m2 (not installed)", f"{path}:Zero")
+    nameless = write(tmp_path, "nameless.py", GOOD.replace('name = "zero"', ""))
+    with pytest.raises(GradbenchError) as caught:
+        registry.load_file(nameless)
+    assert str(caught.value) == f"plugin {nameless}:Zero: missing or empty 'name' (a string)"
     broken = registry.load_file(write(tmp_path, "broken.py", "import no_such_module_xyz\n"))[0]
     assert (broken.name, broken.origin) == ("broken", str(tmp_path / "broken.py"))
     assert (
