@@ -9,7 +9,7 @@ THREADS ?=
 
 RUN_ARGS := --profile $(PROFILE) $(if $(PLUGIN),--plugin $(PLUGIN)) $(if $(THREADS),--threads $(THREADS))
 
-.PHONY: bench bench-quick test lint format clean
+.PHONY: bench bench-quick test lint format mutate clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,9 +32,17 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# Mutation testing of the bookkeeping modules ([tool.mutmut] in pyproject.toml), niced; not
+# part of `test`. How long it takes, the score and the survivors: docs/mutation.md. A
+# stopped run resumes where it left off; after changing only_mutate, rm -rf mutants.
+mutate: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,mutate]'
+	nice -n 19 $(BIN)/mutmut run --max-children 2
+	$(BIN)/mutmut results
+
 format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .benchmarks
+	rm -rf $(VENV) build *.egg-info .pytest_cache .benchmarks mutants

@@ -221,10 +221,14 @@ class Network:
             h = z if l == self.L - 1 else self.act.f(z)
         return h
 
-    def inputs(self, layers: Sequence[Layer], X: Array) -> list[Array]:
+    def inputs(
+        self, layers: Sequence[Layer], X: Array, start: int = 0, stop: int | None = None
+    ) -> list[Array]:
         """The input of every layer, ``[X, h_1, …, h_{L-1}]``: the shared prefix that a
-        perturbation in layer l does not change."""
+        perturbation in layer l does not change. With ``start``/``stop``, the inputs
+        ``[h_start, …, h_{stop-1}]`` of layers ``start … stop−1`` from ``X = h_start``
+        (``stop`` ≤ L, so every one is an activation)."""
         hs = [X]
-        for l in range(self.L - 1):
+        for l in range(start, (self.L if stop is None else stop) - 1):
             hs.append(self.act.f(dense(hs[-1], layers[l])))
         return hs

@@ -178,3 +178,18 @@ def test_run_takes_the_network_options_of_check(tmp_path):
     assert set(zip(table.activation, table.loss, table.dtype, table.bias, table.seed,
                    strict=True)) == {("relu", "mse", "float32", False, 7)}  # fmt: skip
     assert (table.P == 9).all()  # N² · L without bias
+
+
+def test_train_refuses_an_unknown_gradient_method_before_running_anything(capsys, tmp_path):
+    """Issue 18's planted bug: without train's upfront name check, ``gd/nope`` surfaced as
+    a KeyError traceback after the valid runs had already spent their budgets."""
+    grids = tmp_path / "grids.toml"
+    grids.write_text(
+        "[tiny.train]\nsizes = [[2, 1]]\nseeds = 1\nbudget_evals = 50\n"
+        'optimizers = ["gd/backprop", "gd/nope"]\n'
+    )
+    out = tmp_path / "results"
+    assert main(["train", "--config", str(grids), "--profile", "tiny", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "unknown method 'nope'" in err and "Traceback" not in err
+    assert not (out / "training.csv").exists()

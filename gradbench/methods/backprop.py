@@ -21,7 +21,7 @@ from collections.abc import Callable
 import numpy as np
 
 from gradbench.methods.base import GradFn, Method
-from gradbench.model import Array, Network, dense
+from gradbench.model import Array, Layer, Network, dense
 from gradbench.problem import Problem
 
 
@@ -48,25 +48,45 @@ class Backprop(Method):
 
     def prepare(self, problem: Problem) -> GradFn:
         net, X, target = problem.net, problem.X, problem.target
-        df, loss = net.act.df, net.loss_fn
 
         def grad_fn(theta: Array) -> tuple[float, Array]:
             layers = net.layers(theta)
             hs = net.inputs(layers, X)
-            Z = dense(hs[-1], layers[-1])
-            dZ = loss.grad(Z, target)
+            value, dZ = output_gradient(net, layers[-1], hs[-1], target)
             grad = np.empty_like(theta)
-            for l in reversed(range(net.L)):
-                g = net.as_layer(grad[net.layer_slice(l)])
-                np.matmul(hs[l].T, dZ, out=g.W)
-                if g.b is not None:
-                    dZ.sum(axis=0, out=g.b)
-                if l:
-                    dZ = dZ @ layers[l].W.T
-                    dZ *= df(hs[l])
-            return float(loss.value(Z, target)), grad
+            backward(net, layers, hs, dZ, grad)
+            return value, grad
 
         return grad_fn
+
+
+def output_gradient(net: Network, last: Layer, h: Array, target: Array) -> tuple[float, Array]:
+    """The loss and ``dZ = ∂L/∂z`` at the logits ``z = h·W + b`` of the ``last`` layer, from
+    its input ``h``; the logits are freed on return."""
+    Z = dense(h, last)
+    return float(net.loss_fn.value(Z, target)), net.loss_fn.grad(Z, target)
+
+
+def backward(
+    net: Network, layers: list[Layer], hs: list[Array], dZ: Array, grad: Array, start: int = 0
+) -> Array:
+    """The chain rule back through layers ``start + len(hs) − 1 … start``, whose inputs are
+    ``hs``, from ``dZ = ∂L/∂z`` of the last of them: writes each one's ∂L/∂W_l = h_lᵀ·dZ_l
+    and ∂L/∂b_l = Σ_batch dZ_l into its block of ``grad``, and returns
+    ``dZ_{start−1} = ∂L/∂z_{start−1}``, the gradient flowing into the layer before
+    (``dZ_start`` itself when ``start`` is 0: there is no layer before). Pops ``hs`` empty
+    as it goes, so each stored input is freed once used."""
+    df = net.act.df
+    for l in reversed(range(start, start + len(hs))):
+        h = hs.pop()
+        g = net.as_layer(grad[net.layer_slice(l)])
+        np.matmul(h.T, dZ, out=g.W)
+        if g.b is not None:
+            dZ.sum(axis=0, out=g.b)
+        if l:
+            dZ = dZ @ layers[l].W.T
+            dZ *= df(h)
+    return dZ
 
 
 def matmul_floor(problem: Problem) -> Callable[[], None]:
