@@ -38,6 +38,10 @@ def positive_int(text: str) -> int:
     return value
 
 
+def non_negative_int(text: str) -> int:
+    return positive_int(text) if text.strip() != "0" else 0
+
+
 def int_list(text: str) -> list[int]:
     """'4,8,16' → [4, 8, 16], each a positive integer."""
     return [positive_int(part) for part in text.split(",")]
@@ -162,6 +166,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     names = list(settings.methods) if settings.methods else None
     if names and REFERENCE not in names:
         names.insert(0, REFERENCE)  # every cell's error ρ is measured against backprop
+    if args.cluster:
+        return _run_on_cluster(args, settings, registry.select(entries, names))
     sweep = Sweep(settings, registry.select(entries, names), Path(args.out), fresh=args.fresh)
     status = harness.run(sweep, args.threads)
     if status not in (0, 5):
@@ -169,6 +175,19 @@ def cmd_run(args: argparse.Namespace) -> int:
             f"the sweep stopped early (pytest exit {status}); finished cells are in {sweep.csv}"
         )
     print(f"wrote {sweep.csv} and {sweep.out / 'raw'}/{sweep.run_id}.json")
+    return 0
+
+
+def _run_on_cluster(args: argparse.Namespace, settings, entries: list[registry.Entry]) -> int:
+    from gradbench import cluster
+
+    sweep = cluster.ClusterSweep(
+        settings, entries, Path(args.out), fresh=args.fresh, plugins=tuple(args.plugin),
+        threads=args.threads or 1, retries=args.retries,
+    )  # fmt: skip
+    counts = cluster.run(sweep, args.cluster)
+    summary = ", ".join(f"{n} {status}" for status, n in counts.items())
+    print(f"wrote {sweep.csv} ({summary}) and the raw JSON of each size in {sweep.out / 'raw'}/")
     return 0
 
 
@@ -228,6 +247,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--threads", type=positive_int, help="BLAS threads (default: all cores)")
     p.add_argument("--fresh", action="store_true", help="discard results on file and measure again")
+    p.add_argument(
+        "--cluster",
+        metavar="ADDRESS",
+        help="run each size on a Dask worker: a scheduler address (tcp://host:8786), or "
+        "local:K for K local worker processes (needs the 'cluster' extra)",
+    )
+    p.add_argument(
+        "--retries",
+        type=non_negative_int,
+        default=2,
+        help="with --cluster: times a size lost with its worker is run again (default 2)",
+    )
     p.set_defaults(func=cmd_run)
     p = sub.add_parser("train", help="gradient-free against gradient-based training, equal budgets")
     _add_run_args(p)
