@@ -1,4 +1,4 @@
-"""The ``gradbench`` command: list, check, run, train, report.
+"""The ``gradbench`` command: list, check, run, train, report, merge.
 
 Every problem a user can cause (a bad argument, an unknown method, a broken plugin file,
 a corrupt results file) ends in one line on stderr and exit status 2, never a traceback.
@@ -219,6 +219,18 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_merge(args: argparse.Namespace) -> int:
+    from gradbench import merge
+
+    merged = merge.merge([Path(f) for f in args.folders], Path(args.out))
+    machines = merged["fingerprint"].nunique()
+    print(
+        f"wrote {Path(args.out) / 'gradients.csv'} ({len(merged)} rows from {machines} "
+        f"machine(s)) and {Path(args.out) / 'MACHINES.md'}"
+    )
+    return 0
+
+
 def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile", default="default", help="profile in the config file")
     p.add_argument("--config", help="a TOML file of profiles (default: the packaged grids.toml)")
@@ -268,6 +280,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(
         func=cmd_train, N=None, L=None, B=None, methods=None, budget=None, hard_limit=None
     )
+    p = sub.add_parser("merge", help="results folders of several machines in one table")
+    p.add_argument("folders", nargs="+", metavar="DIR", help="results folders to merge")
+    p.add_argument("--out", required=True, help="folder for the merged gradients.csv")
+    p.set_defaults(func=cmd_merge)
     p = sub.add_parser("report", help="fits, figures and REPORT.md from the CSV files alone")
     p.add_argument("--out", default="results", help="results folder (default results/)")
     p.set_defaults(func=cmd_report)
