@@ -86,10 +86,15 @@ def ready(size: Size, grid: list[Size], done: set[Size]) -> bool:
     return all(s in done for s in grid if s != size and s[0] <= N and s[1] <= L)
 
 
+def configuration(settings: Settings) -> dict:
+    """KEY's columns beyond the cell (method, N, L): what else makes two rows the same
+    measurement."""
+    return {k: getattr(settings, k) for k in KEY if k not in ("method", "N", "L")}
+
+
 def same_configuration(table: pd.DataFrame, settings: Settings) -> pd.DataFrame:
-    """The rows measured under these settings (KEY's configuration columns, any size)."""
-    config = {k: getattr(settings, k) for k in KEY if k not in ("method", "N", "L")}
-    mask = np.logical_and.reduce([table[k] == v for k, v in config.items()])
+    """The rows measured under these settings, any size."""
+    mask = np.logical_and.reduce([table[k] == v for k, v in configuration(settings).items()])
     return table[mask]
 
 
@@ -134,12 +139,11 @@ def cell_row(
         entry = entries.get(method)
         ok = entry is not None and entry.available
         kind, cost = (entry.method.kind, entry.method.cost(net)) if ok else ("", math.nan)
-    config = {k: getattr(settings, k) for k in KEY if k not in ("method", "N", "L")}
     return {
         "method": method,
         "N": size[0],
         "L": size[1],
-        **config,
+        **configuration(settings),
         "kind": kind,
         "P": net.P,
         "loss_evals": cost,
@@ -184,14 +188,16 @@ def layout_warnings(workers: dict[str, dict]) -> list[str]:
 # -- one unit, inside a Dask worker ---------------------------------------------------------
 
 
-@functools.cache
-def machine_fingerprint() -> str:
+def machine_fingerprint(threads: int) -> str:
     """Short hash of what makes timings comparable: CPU model and the instruction sets BLAS
-    kernels use, cores, the BLAS (library, version, kernel) at one thread, Python, numpy and
-    gradbench versions. ``GRADBENCH_FINGERPRINT`` overrides it (tests)."""
-    if forced := os.environ.get("GRADBENCH_FINGERPRINT"):
-        return forced
-    with threadpool_limits(limits=1, user_api="blas"):
+    kernels use, cores, the BLAS (library, version, kernel) at ``threads`` threads, Python,
+    numpy and gradbench versions. ``GRADBENCH_FINGERPRINT`` overrides it (tests)."""
+    return os.environ.get("GRADBENCH_FINGERPRINT") or _hash_of_machine(threads)
+
+
+@functools.cache
+def _hash_of_machine(threads: int) -> str:
+    with threadpool_limits(limits=threads, user_api="blas"):
         blas = [
             (p.get("internal_api"), p.get("version"), p.get("architecture"), p.get("num_threads"))
             for p in threadpool_info()
@@ -201,6 +207,7 @@ def machine_fingerprint() -> str:
         environment.cpu_model(),
         _isa_flags(),
         os.cpu_count(),
+        threads,
         blas,
         platform.python_version(),
         np.__version__,
@@ -278,12 +285,12 @@ def run_unit(size: Size, profile: str, prior: str, plugins: list[str], threads: 
         raw = {p.name: p.read_bytes() for p in (out / "raw").glob("*.json")}
         env = json.loads((out / "environment.json").read_text())
     mine = rows[(rows["N"] == size[0]) & (rows["L"] == size[1])].reindex(columns=COLUMNS)
-    mine["fingerprint"] = mine["fingerprint"].fillna(machine_fingerprint())
+    mine["fingerprint"] = mine["fingerprint"].fillna(machine_fingerprint(threads))
     return {
         "rows": mine.to_dict("records"),
         "raw": raw,
         "environment": env,
-        "fingerprint": machine_fingerprint(),
+        "fingerprint": machine_fingerprint(threads),
         "host": socket.gethostname(),
     }
 

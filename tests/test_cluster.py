@@ -20,6 +20,7 @@ from gradbench.cluster import (
     cell_row,
     finished,
     layout_warnings,
+    machine_fingerprint,
     parse_address,
     ready,
     ruled_out,
@@ -136,6 +137,14 @@ def test_layouts_that_spoil_timings_are_named():
     (note,) = layout_warnings({"tcp://a:1": {"nthreads": 1, "host": "a"},
                                "tcp://a:2": {"nthreads": 1, "host": "a"}})  # fmt: skip
     assert "2 workers share host a" in note
+
+
+def test_the_fingerprint_names_the_blas_threads_and_can_be_forced(monkeypatch):
+    one, two = machine_fingerprint(1), machine_fingerprint(2)
+    assert len(one) == 12 and one != two  # timings at 1 and 2 BLAS threads do not compare
+    assert machine_fingerprint(1) == one
+    monkeypatch.setenv("GRADBENCH_FINGERPRINT", "laptop")
+    assert machine_fingerprint(1) == "laptop"
 
 
 def test_without_the_extra_cluster_says_what_to_install(tmp_path, monkeypatch, capsys):
