@@ -17,6 +17,7 @@ from gradbench.cli import main
 from gradbench.cluster import (
     COLUMNS,
     INSTALL,
+    ClusterSweep,
     cell_row,
     finished,
     layout_warnings,
@@ -113,6 +114,29 @@ def test_a_row_the_client_writes_has_the_cells_key_and_cost_model():
     assert row["kind"] == "approximate" and row["loss_evals"] >= 2 * 24
     assert (row["B"], row["budget_s"], row["status"]) == (64, 0.2, "crashed")
     assert cell_row(SETTINGS, entries, "forward", (2, 1))["loss_evals"] == 1.0
+
+
+class _Lost:
+    """A Dask future whose unit was lost for good."""
+
+    def result(self):
+        raise RuntimeError("Attempted to run task on 3 different workers, all died")
+
+
+def test_a_unit_lost_for_good_is_recorded_crashed_cell_by_cell(tmp_path):
+    entries = discover()
+    sweep = ClusterSweep(SETTINGS, [entries["backprop"], entries["fd-central"]], tmp_path)
+    skip = {"fd-central": {"status": "skipped", "reason": "timeout at smaller", "projected_s": 9}}
+    rows = sweep.collect(_Lost(), (3, 2), skip)
+    table = pd.read_csv(tmp_path / "gradients.csv").set_index("method")
+    assert set(table.index) == {"forward", "matmul-floor", "backprop", "fd-central"}
+    assert table.status.to_dict() == {r["method"]: r["status"] for r in rows}  # all on file
+    crashed = table.drop(index="fd-central")
+    assert (crashed.status == "crashed").all() and (crashed.P == 24).all()
+    assert (crashed.reason == "unit lost: RuntimeError: Attempted to run task on 3 different "
+            "workers, all died").all()  # fmt: skip
+    assert table.loc["fd-central", "status"] == "skipped"
+    assert table.run_id.nunique() == 1 and (3, 2) in sweep.done
 
 
 def test_a_workers_settings_file_reads_back_as_the_same_settings_at_one_size(tmp_path):
