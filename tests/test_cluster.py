@@ -33,18 +33,19 @@ from gradbench.errors import GradbenchError
 from gradbench.registry import discover
 
 FAKES = str(Path(__file__).with_name("fake_methods.py"))
-# Two sizes, (2, 1) then (2, 2), and a method that times out at the first: as small as a
-# grid can be and still show projection across sizes, a unit in flight and a resume.
+# Two sizes, (2, 1) then (2, 2): as small as a grid can be and still show projection across
+# sizes, a unit in flight and a resume. fake-sleeps times out at (2, 1); fake-slow takes
+# 0.05 s at P = 6, so its projection to P = 12 (0.1 s) is over the budget of 0.08 s.
 TINY = """[tiny]
 N = [2]
 L = [1, 2]
-budget_s = 0.2
+budget_s = 0.08
 hard_limit_s = 0.3
 max_time_s = 0.01
 cell_time_s = 0.05
-methods = ["backprop", "fake-sleeps"]
+methods = ["backprop", "fake-sleeps", "fake-slow"]
 """
-CELLS = {"forward", "matmul-floor", "backprop", "fake-sleeps"}
+CELLS = {"forward", "matmul-floor", "backprop", "fake-sleeps", "fake-slow"}
 SIZES = 2
 SETTINGS = Settings(N=(2, 3), L=(1, 2), budget_s=0.2, hard_limit_s=0.3)
 
@@ -241,8 +242,13 @@ def test_the_cluster_measures_the_same_cells_with_the_same_statuses(local_and_cl
     assert sleeps.loc[1, "status"] == "timeout"
     assert sleeps.loc[2, "status"] == "skipped"
     assert sleeps.loc[2, "reason"] == "timeout at smaller N=2, L=1: larger cells are slower"
+    # the worker projected from the smaller size's rows, as a local sweep does
+    slow = cluster[cluster.method == "fake-slow"].set_index("L")
+    assert slow.loc[1, "status"] == "ok" and slow.loc[2, "status"] == "skipped"
+    assert slow.loc[2, "reason"].startswith("projected ") and slow.loc[2, "projected_s"] >= 0.1
     ok = cluster[cluster.status == "ok"]
-    assert (ok.ratio_to_forward > 0).all() and (ok.grad_error.fillna(0) < 1e-6).all()
+    assert (ok.ratio_to_forward > 0).all()  # each size's forward pass reached its rows
+    assert (cluster[cluster.method == "backprop"].grad_error == 0).all()
     raws = sorted(p.name.split("-")[2:4] for p in (tmp / "cluster" / "raw").glob("*.json"))
     assert raws == [["N2", "L1"], ["N2", "L2"]]
 
