@@ -99,4 +99,6 @@ def _shown(g: pd.DataFrame, value: str) -> pd.Series:
 
 
 def _values(column: pd.Series) -> str:
-    return ", ".join(str(v) for v in dict.fromkeys(column.dropna())) or "–"
+    """The distinct values, in order of appearance (whole numbers without a '.0')."""
+    shown = [f"{v:g}" if isinstance(v, float) else str(v) for v in column.dropna()]
+    return ", ".join(dict.fromkeys(shown)) or "–"

@@ -15,6 +15,9 @@ def test_each_machine_is_described_by_its_own_rows():
     assert table.loc["aaaa", "cells"] == "3 ok, 1 skipped"
     assert table.loc["bbbb", "cells"] == "3 ok"
     assert table.loc["aaaa", "machine"] == "cpu aaaa" and table.loc["bbbb", "runs"] == "run-bbbb"
+    # read back from a CSV with gaps, thread counts are floats: shown as whole numbers
+    gaps = pd.DataFrame([*machine("aaaa"), row("aaaa", "spsa", 2, 1, 0, blas_threads=None)])
+    assert by_machine(gaps).loc[0, "blas_threads"] == "1"
 
 
 def test_ratios_stand_side_by_side_with_their_intervals_and_gaps():
