@@ -282,7 +282,7 @@ def run_unit(size: Size, profile: str, prior: str, plugins: list[str], threads: 
             lines = done.stderr.strip().splitlines() or [f"exit status {done.returncode}"]
             raise RuntimeError(f"the size's sweep failed: {lines[-1]}")
         rows = pd.read_csv(out / "gradients.csv")
-        raw = {p.name: p.read_bytes() for p in (out / "raw").glob("*.json")}
+        raw = {p.name: p.read_bytes() for p in (out / "raw").iterdir() if p.is_file()}
         env = json.loads((out / "environment.json").read_text())
     mine = rows[(rows["N"] == size[0]) & (rows["L"] == size[1])].reindex(columns=COLUMNS)
     mine["fingerprint"] = mine["fingerprint"].fillna(machine_fingerprint(threads))
@@ -375,21 +375,18 @@ class ClusterSweep:
         return cell_row(self.settings, self.entries, method, size, **fields)
 
     def _keep(self, result: dict, size: Size) -> None:
-        """A unit's raw JSON under raw/, its machine for environment.json."""
+        """A unit's raw JSON under raw/ and its machine in environment.json (one record
+        per fingerprint), each file replaced whole."""
         for name, data in result["raw"].items():
             path = self.out / "raw" / f"{self.run_id}-N{size[0]}-L{size[1]}-{name}"
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(data)
+            partial = path.with_name(f".{path.name}.tmp")
+            partial.write_bytes(data)
+            partial.replace(path)
         self.machines[result["fingerprint"]] = result["environment"] | {"host": result["host"]}
-
-    def environment_record(self, address: str) -> str:
-        record = {
-            "run_id": self.run_id,
-            "cluster": address,
-            "machines": self.machines,
-            "settings": asdict(self.settings),
-        }
-        return json.dumps(record, indent=2, default=str)
+        record = {"run_id": self.run_id, "machines": self.machines,
+                  "settings": asdict(self.settings)}  # fmt: skip
+        write_text_atomic(json.dumps(record, indent=2, default=str), self.out / "environment.json")
 
 
 def run(sweep: ClusterSweep, address: str) -> dict[str, int]:
@@ -433,7 +430,6 @@ def run(sweep: ClusterSweep, address: str) -> dict[str, int]:
             elapsed = time.perf_counter() - started
             _echo(_progress(size, rows, len(sweep.done), len(sweep.grid), elapsed))
             send()
-        write_text_atomic(sweep.environment_record(address), sweep.out / "environment.json")
     return sweep.frame()["status"].value_counts().to_dict()
 
 

@@ -2,6 +2,7 @@
 (worker processes on the loopback) against a local run, a killed worker and an
 interrupted client."""
 
+import json
 import os
 import signal
 import subprocess
@@ -251,6 +252,9 @@ def test_the_cluster_measures_the_same_cells_with_the_same_statuses(local_and_cl
     assert (cluster[cluster.method == "backprop"].grad_error == 0).all()
     raws = sorted(p.name.split("-")[2:4] for p in (tmp / "cluster" / "raw").glob("*.json"))
     assert raws == [["N2", "L1"], ["N2", "L2"]]
+    env = json.loads((tmp / "cluster" / "environment.json").read_text())
+    assert list(env["machines"]) == list(cluster.fingerprint.unique())
+    assert env["machines"][cluster.fingerprint[0]]["blas_threads"] == 1
 
 
 @pytest.fixture
