@@ -1,4 +1,4 @@
-"""The ``gradbench`` command: list, check, run, train, report.
+"""The ``gradbench`` command: list, check, run, train, report, merge.
 
 Every problem a user can cause (a bad argument, an unknown method, a broken plugin file,
 a corrupt results file, a size too large for memory, a results folder that cannot be
@@ -44,6 +44,10 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
     return value
+
+
+def non_negative_int(text: str) -> int:
+    return positive_int(text) if text.strip() != "0" else 0
 
 
 def int_list(text: str) -> list[int]:
@@ -239,6 +243,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     entries = registry.select(registry.discover(args.plugin), _method_names(settings))
+    if args.cluster:
+        return _run_on_cluster(args, settings, entries)
     if args.worker:
         return _run_worker(args, settings, entries)
     out = Path(args.out)
@@ -328,6 +334,19 @@ def _statuses(csv: Path, settings, methods: list[str]) -> dict[str, int]:
     return t[mine].status.value_counts().to_dict()
 
 
+def _run_on_cluster(args: argparse.Namespace, settings, entries: list[registry.Entry]) -> int:
+    from gradbench import cluster
+
+    sweep = cluster.ClusterSweep(
+        settings, entries, Path(args.out), fresh=args.fresh, plugins=tuple(args.plugin),
+        threads=args.threads or 1, retries=args.retries,
+    )  # fmt: skip
+    counts = cluster.run(sweep, args.cluster)
+    summary = ", ".join(f"{n} {status}" for status, n in counts.items())
+    print(f"wrote {sweep.csv} ({summary}) and the raw JSON of each size in {sweep.out / 'raw'}/")
+    return 0
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from gradbench import training, training_analysis  # imports scipy.optimize and cma
     from gradbench.results import write_atomic
@@ -390,6 +409,18 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_merge(args: argparse.Namespace) -> int:
+    from gradbench import merge
+
+    merged = merge.merge([Path(f) for f in args.folders], Path(args.out))
+    machines = merged["fingerprint"].nunique()
+    print(
+        f"wrote {Path(args.out) / 'gradients.csv'} ({len(merged)} rows from {machines} "
+        f"machine(s)) and {Path(args.out) / 'MACHINES.md'}"
+    )
+    return 0
+
+
 def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile", default="default", help="profile in the config file")
     p.add_argument("--config", help="a TOML file of profiles (default: the packaged grids.toml)")
@@ -437,6 +468,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--strict", action="store_true", help="exit 1 if any cell crashed, timed out or is wrong"
     )
     p.add_argument("--worker", type=positive_int, help=argparse.SUPPRESS)  # set by the supervisor
+    p.add_argument(
+        "--cluster",
+        metavar="ADDRESS",
+        help="run each size on a Dask worker: a scheduler address (tcp://host:8786), or "
+        "local:K for K local worker processes (needs the 'cluster' extra)",
+    )
+    p.add_argument(
+        "--retries",
+        type=non_negative_int,
+        default=2,
+        help="with --cluster: times a size lost with its worker is run again (default 2)",
+    )
     p.set_defaults(func=cmd_run)
     p = sub.add_parser("compare", help="two results folders side by side, cell by cell")
     p.add_argument("a", help="results folder A (the baseline)")
@@ -457,6 +500,10 @@ def build_parser() -> argparse.ArgumentParser:
         func=cmd_train, N=None, L=None, B=None, methods=None, budget=None, hard_limit=None,
         **dict.fromkeys(NETWORK_OPTIONS),
     )  # fmt: skip
+    p = sub.add_parser("merge", help="results folders of several machines in one table")
+    p.add_argument("folders", nargs="+", metavar="DIR", help="results folders to merge")
+    p.add_argument("--out", required=True, help="folder for the merged gradients.csv")
+    p.set_defaults(func=cmd_merge)
     p = sub.add_parser("report", help="fits, figures and REPORT.md from the CSV files alone")
     p.add_argument("--out", default="results", help="results folder (default results/)")
     p.set_defaults(func=cmd_report)

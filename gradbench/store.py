@@ -13,7 +13,7 @@ the state on file                               what happens
 ``--fresh``                                     archive every row, measure everything
 no state (a fresh clone, an old folder)         archive every row
 another fingerprint                             archive every row
-``--extend``, same fingerprint                  keep the rows of the same fingerprint and
+``--extend``, same fingerprint or no state      keep the rows of the same fingerprint and
                                                 configuration, archive the rest, measure the
                                                 missing cells (under the same run id)
 running, same settings                          resume: keep every row, same run id
@@ -80,6 +80,10 @@ def decide(
     entry of the state file (None when there is none)."""
     if fresh:
         return Decision(ARCHIVE_ALL, "--fresh")
+    if state is None and extend:  # the rows themselves say their machine and configuration
+        return Decision(
+            EXTEND, "--extend: no run state on file; rows of other machines or configurations"
+        )
     if state is None:
         return Decision(ARCHIVE_ALL, "no run state on file (a fresh clone or an older run)")
     if state.get("fingerprint") != fingerprint:
@@ -174,7 +178,8 @@ class Store:
             kept, moved = split_extend(on_file, fingerprint, self.config)
         else:
             kept, moved = on_file, []
-        self.run_id = state["run_id"] if self.decision.action != ARCHIVE_ALL else new_run_id()
+        keep_id = state is not None and self.decision.action != ARCHIVE_ALL
+        self.run_id = state["run_id"] if keep_id else new_run_id()
         if moved:
             ids = archive(moved, self.folder, table, columns)
             echo(

@@ -190,14 +190,20 @@ def _run_worker(argv: list[str]) -> int:
             signal.signal(signum, handler)
 
 
-def become_worker() -> None:
-    """Called first in a worker: die with the supervisor (Linux), and exit at once if it
-    is already gone."""
-    parent = os.environ.get(SUPERVISOR_ENV)
+def die_with_parent() -> None:
+    """This process gets SIGKILL when its parent dies (Linux ``PR_SET_PDEATHSIG``; a no-op
+    elsewhere), so no measurement goes on timing behind a killed run."""
     name = ctypes.util.find_library("c")
     if name and sys.platform.startswith("linux"):
         with contextlib.suppress(OSError, AttributeError):
             ctypes.CDLL(name).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def become_worker() -> None:
+    """Called first in a worker: die with the supervisor, and exit at once if it is
+    already gone."""
+    parent = os.environ.get(SUPERVISOR_ENV)
+    die_with_parent()
     if parent and os.getppid() != int(parent):
         os._exit(1)
 

@@ -32,7 +32,7 @@ def state(status="running", fingerprint="fp1", settings=SETTINGS, run_id="r1"):
     [
         (state(), True, False, ARCHIVE_ALL, "--fresh"),
         (None, False, False, ARCHIVE_ALL, "no run state on file"),
-        (None, False, True, ARCHIVE_ALL, "no run state on file"),
+        (None, False, True, EXTEND, "--extend: no run state on file"),
         (state(fingerprint="fp2"), False, False, ARCHIVE_ALL, "fingerprint fp2, this one fp1"),
         (state(fingerprint="fp2"), False, True, ARCHIVE_ALL, "another machine"),
         (state(), False, False, RESUME, ""),
