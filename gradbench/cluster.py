@@ -45,7 +45,7 @@ from gradbench.config import Settings
 from gradbench.errors import GradbenchError, one_line
 from gradbench.registry import Entry
 from gradbench.results import GRADIENT_COLUMNS, read_table, write_atomic, write_text_atomic
-from gradbench.sweep import CELL, REFERENCE, REFERENCES, config_of
+from gradbench.sweep import KEY, REFERENCE, REFERENCES, config_of
 
 INSTALL = "--cluster needs Dask distributed: pip install 'gradbench[cluster]'"
 PROFILE = "unit"  # the one profile of the settings file a worker's sweep reads
@@ -78,12 +78,6 @@ def ready(size: Size, grid: list[Size], done: set[Size]) -> bool:
     """Whether every size that ``size`` dominates (N' ≤ N, L' ≤ L) is finished."""
     N, L = size
     return all(s in done for s in grid if s != size and s[0] <= N and s[1] <= L)
-
-
-def key_columns(settings: Settings) -> list[str]:
-    """What identifies a row: its cell, the configuration and the machine that measured it
-    (the results store's key, across machines)."""
-    return [*CELL, *config_of(settings), "fingerprint"]
 
 
 def same_configuration(table: pd.DataFrame, settings: Settings) -> pd.DataFrame:
@@ -277,8 +271,7 @@ class ClusterSweep:
         on_file = pd.DataFrame(columns=COLUMNS)
         if not fresh:
             on_file = read_table(self.csv, GRADIENT_COLUMNS, missing_ok=True)
-        self.key = key_columns(settings)
-        self.rows = {tuple(r[k] for k in self.key): r for r in on_file.to_dict("records")}
+        self.rows = {tuple(r[k] for k in KEY): r for r in on_file.to_dict("records")}
         self.machines: dict[str, dict] = {}
         self.grid = sizes_by_P(settings)
         self.done = finished(self.frame(), settings, self.methods)
@@ -298,7 +291,7 @@ class ClusterSweep:
             if (why := ruled_out(frame, self.settings, m, size))
         }
         prior = same_configuration(frame, self.settings)
-        prior = prior[prior["status"].isin(("ok", *PROJECTED))]
+        prior = prior[prior["status"].isin(("ok", "wrong", *PROJECTED))]  # timed or projected
         profile = settings_toml(self.settings, size, [m for m in self.methods if m not in skip])
         return (size, profile, prior.to_csv(index=False), self.plugins, self.threads), skip
 
@@ -320,7 +313,7 @@ class ClusterSweep:
         rows = [*rows, *(self.row(m, size, fingerprint=fingerprint, **w) for m, w in skip.items())]
         rows = [row | {"run_id": self.run_id} for row in rows]
         for row in rows:
-            self.rows[tuple(row.get(k) for k in self.key)] = row
+            self.rows[tuple(row.get(k) for k in KEY)] = row
         write_atomic(self.frame(), self.csv)
         self.done.add(size)
         return rows

@@ -20,18 +20,12 @@ from gradbench.errors import GradbenchError
 from gradbench.results import GRADIENT_COLUMNS, read_table, write_atomic, write_text_atomic
 from gradbench.sweep import KEY
 
-IDENTITY = [*KEY, "fingerprint"]
+IDENTITY = KEY
 
 
 def combine(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """The rows of every table (by folder name) in one, each identity once; a conflicting
     duplicate raises GradbenchError naming the cell, the machine and both folders."""
-    for folder, table in tables.items():
-        if "fingerprint" not in table.columns:
-            raise GradbenchError(
-                f"{folder}: its rows have no fingerprint (measured before fingerprints "
-                "existed); measure it again to merge it"
-            )
     both = pd.concat(
         [t.reindex(columns=COLUMNS).assign(_folder=f) for f, t in tables.items()],
         ignore_index=True,
@@ -41,7 +35,8 @@ def combine(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     clash = unique[unique.duplicated(IDENTITY, keep=False)]
     if not clash.empty:
         first = clash.iloc[0]
-        where = clash[(clash[IDENTITY] == first[IDENTITY]).all(axis=1)]["_folder"].unique()
+        same = (clash[IDENTITY].fillna("") == first[IDENTITY].fillna("")).all(axis=1)
+        where = clash[same]["_folder"].unique()
         raise GradbenchError(
             f"{first.method} at N={first.N}, L={first.L} on machine {first.fingerprint} "
             f"differs between {' and '.join(where) if len(where) > 1 else where[0]}: "

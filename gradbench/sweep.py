@@ -76,6 +76,9 @@ FINAL = ("ok", "wrong", "skipped", "timeout")
 CELL = ["method", "N", "L"]
 # Settings that are not part of a row's key: the grid itself, the method list, training.
 NOT_CONFIG = ("N", "L", "methods", "train")
+CONFIG = [f.name for f in fields(Settings) if f.name not in NOT_CONFIG]
+# What identifies a row in any table, one machine's or several: cell, configuration, machine.
+KEY = [*CELL, *CONFIG, "fingerprint"]
 
 
 def kept_on_resume(status: str, *, retry_crashed: bool = False) -> bool:
@@ -86,7 +89,7 @@ def kept_on_resume(status: str, *, retry_crashed: bool = False) -> bool:
 def config_of(settings: Settings) -> dict:
     """Every setting that changes a measurement (B, dtype, …, budgets): the row key's
     configuration part."""
-    return {f.name: getattr(settings, f.name) for f in fields(settings) if f.name not in NOT_CONFIG}
+    return {name: getattr(settings, name) for name in CONFIG}
 
 
 def rounds_for(expected_s: float, per_round_s: float, settings: Settings) -> int:

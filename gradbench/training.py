@@ -25,8 +25,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
-import platform
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -36,7 +34,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from threadpoolctl import threadpool_info
 
 import gradbench
 from gradbench import environment, optimizers
@@ -283,29 +280,6 @@ def training_problem(settings: Settings, N: int, L: int, seed: int) -> Problem:
     )  # fmt: skip
 
 
-def fingerprint() -> str:
-    """A short hash of this machine and software (CPU, cores, BLAS and its threads,
-    Python, numpy, gradbench); ``GRADBENCH_FINGERPRINT`` overrides it. Stand-in until
-    ``environment.fingerprint()`` exists: replace this body by a call to it."""
-    if override := os.environ.get("GRADBENCH_FINGERPRINT"):
-        return override
-    # every BLAS loaded (numpy's and scipy's), sorted: their load order varies by run
-    pools = sorted(
-        f"{p.get('internal_api')} {p.get('version')} {p.get('architecture')} {p.get('num_threads')}"
-        for p in threadpool_info()
-        if p.get("user_api") == "blas"
-    )
-    described = {
-        "machine": environment.cpu_model(),
-        "cores": os.cpu_count(),
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "blas": pools,
-        "gradbench": gradbench.__version__,
-    }
-    return hashlib.sha256(json.dumps(described).encode()).hexdigest()[:12]
-
-
 def config_key(settings: Settings, machine: str) -> str:
     """The resume key's settings part: a short hash of everything that changes a training
     measurement besides (optimizer, gradient method, N, L, seed) — network options,
@@ -371,7 +345,7 @@ def run_all(
     """Every planned run, each written to ``out/training.csv`` as it finishes; runs on
     file under the same resume key are kept, not redone."""
     t, csv = settings.train, Path(out) / "training.csv"
-    machine = fingerprint()
+    machine = environment.fingerprint()
     config = config_key(settings, machine)
     done = load_runs(csv, config, fresh=fresh, echo=echo)
     finished = set(done[RUN_KEY[1:]].fillna("").itertuples(index=False, name=None))

@@ -21,12 +21,12 @@ def test_profile_overrides_default_key_by_key(tmp_path):
     s = _load(
         tmp_path,
         "[default]\nN = [2, 3]\nB = 16\nbudget_s = 4.0\n"
-        "[default.train]\nseeds = 5\nbudget_s = 0.5\n"
-        "[p]\nB = 8\nmethods = ['backprop']\n[p.train]\nsizes = [[4, 1]]\nbudget_s = 2\n",
+        "[default.train]\nseeds = 5\nbudget_evals = 50\n"
+        "[p]\nB = 8\nmethods = ['backprop']\n[p.train]\nsizes = [[4, 1]]\nbudget_evals = 200\n",
     )
     assert (s.N, s.B, s.budget_s, s.methods) == ((2, 3), 8, 4.0, ("backprop",))
     assert (s.L, s.hard_limit_s) == (Settings.L, Settings.hard_limit_s)  # untouched defaults
-    assert s.train == TrainSettings(sizes=((4, 1),), seeds=5, budget_s=2)
+    assert s.train == TrainSettings(sizes=((4, 1),), seeds=5, budget_evals=200)
     assert isinstance(s.train.sizes[0], tuple)
 
 
@@ -37,7 +37,7 @@ def test_a_profile_without_default_section(tmp_path):
 def test_the_packaged_grids_load():
     for profile in ("default", "quick"):
         assert isinstance(config.load(profile), Settings)
-    assert config.load("quick").train.budget_s == 0.3
+    assert config.load("quick").train.budget_evals == 1000
 
 
 @pytest.mark.parametrize(

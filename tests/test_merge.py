@@ -65,7 +65,7 @@ def test_one_cell_measured_twice_on_one_machine_is_refused_in_one_line(tmp_path,
 @pytest.mark.parametrize(
     "case, expected",
     [
-        ("no fingerprint", "rows have no fingerprint"),
+        ("no fingerprint", "no column 'fingerprint'"),  # older than fingerprints
         ("not an input", "exists: name"),
         ("missing", "results file not found"),
     ],

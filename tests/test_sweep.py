@@ -284,7 +284,7 @@ cell_time_s = 0.05
 [default.train]
 sizes = [[2, 1]]
 seeds = 1
-budget_s = 0.05
+budget_evals = 50
 optimizers = ["gd/backprop", "nelder-mead"]
 
 [quick]

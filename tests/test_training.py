@@ -80,11 +80,12 @@ class CountedBackprop(Backprop):
 
 @pytest.mark.parametrize("budget", [100, 101, 9])
 def test_each_gradient_costs_its_cost_model(budget):
-    """Backprop's cost model is 3: a budget of 100 allows 33 gradients, not 100."""
+    """Backprop at L = 2 does 3L − 1 = 5 layer steps, 2.5 forward passes: a budget of 100
+    allows 40 gradients, not 100."""
     method = CountedBackprop()
     run = training.train(make_problem(3, 2, 8, seed=0), "gd", method, budget, lr=0.1)
-    assert method.calls == budget // 3
-    assert run.points[-1]["evals"] == 3 * (budget // 3)
+    assert method.calls == int(budget // 2.5)
+    assert run.points[-1]["evals"] == 2.5 * int(budget // 2.5)
 
 
 def test_a_population_is_cut_at_the_budget():
@@ -151,8 +152,8 @@ def test_layerwise_step_differs_from_the_whole_gradient_and_costs_more():
     run = training.train(p, "gd-layerwise", Backprop(), 200, lr=1.0)
     cosines = [q["cosine"] for q in run.points if "cosine" in q]
     assert cosines and all(-1 <= c <= 1 for c in cosines) and min(cosines) < 0.9999
-    step = 3.0 * (9 + 3) / (3 * 3 - 1)  # layer products (L² + L) against backprop's 3L − 1
-    assert training.layerwise_cost(p.net, 3.0) == pytest.approx(step)
+    step = (9 + 3) / 3  # layer products L² + L, in forward passes of L layer steps
+    assert training.layerwise_cost(p.net, (3 * 3 - 1) / 3) == pytest.approx(step)
     assert run.points[-1]["evals"] == pytest.approx(step * (200 // step))
 
 
