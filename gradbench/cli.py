@@ -369,7 +369,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         lock.hold(out, "train", new_run_id(), echo=_say),
         threadpool_limits(limits=args.threads or 1, user_api="blas"),
     ):
-        trajectories = training.run_all(settings, entries, out, fresh=args.fresh)
+        trajectories = training.run_all(
+            settings, entries, out, fresh=args.fresh, extend=args.extend
+        )
     summary = training_analysis.summarize(trajectories)
     write_atomic(summary, out / "training_summary.csv")
     shown = summary[["label", "P", "reached", "evals_to_target", "final_loss", "test_accuracy"]]
@@ -495,7 +497,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--plugin", action="append", default=[], help="a local plugin file")
     p.add_argument("--threads", type=positive_int, help="BLAS threads (default 1)")
-    p.add_argument("--fresh", action="store_true", help="discard runs on file")
+    how = p.add_mutually_exclusive_group()
+    how.add_argument(
+        "--fresh", action="store_true", help="archive the runs on file and train everything"
+    )
+    how.add_argument(
+        "--extend",
+        action="store_true",
+        help="keep the runs on file of this machine and configuration; train only missing runs",
+    )
     p.set_defaults(
         func=cmd_train, N=None, L=None, B=None, methods=None, budget=None, hard_limit=None,
         **dict.fromkeys(NETWORK_OPTIONS),
