@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 import gradbench
-from gradbench import environment, optimizers
+from gradbench import environment, lock, optimizers
 from gradbench.config import Settings
 from gradbench.errors import one_line
 from gradbench.methods.base import GradFn, Method
@@ -43,6 +43,7 @@ from gradbench.model import Array
 from gradbench.problem import Problem, make_problem
 from gradbench.results import TRAINING_COLUMNS
 from gradbench.store import Store
+from gradbench.supervisor import InFlight
 from gradbench.training_analysis import label
 
 RECORD_GROWTH = 1.5  # a point each time the evaluation count grows by half
@@ -186,7 +187,8 @@ class Tracker:
 
 @dataclass
 class Run:
-    """A finished run: its trajectory, status (ok | error | skipped), reason, best θ."""
+    """A finished run: its trajectory, status (ok | error | skipped, or crashed: its
+    process died), reason, best θ."""
 
     points: list[dict]
     status: str
@@ -347,44 +349,53 @@ def run_all(
     *,
     fresh: bool = False,
     extend: bool = False,
+    retry_crashed: bool = False,
     echo=print,
 ) -> pd.DataFrame:
     """Every planned run, each written to ``out/training.csv`` as it finishes. The rows
     live in a :class:`~gradbench.store.Store` (table "training"): an unfinished run of
     this machine and settings is resumed (its runs on file are kept, not redone), any
     other is archived; ``--extend`` keeps the runs of this machine and configuration.
-    Call it under the BLAS thread limit the runs use: the fingerprint records it."""
-    t = settings.train
+    Call it under the BLAS thread limit the runs use: the fingerprint records it.
+
+    Each run is marked in flight (:class:`~gradbench.supervisor.InFlight`) while it
+    trains; a run whose process died is recorded first, as ``crashed`` with how it died,
+    and is kept on resume unless ``retry_crashed``."""
+    t, out = settings.train, Path(out)
     store = Store(
-        Path(out), "training", TRAINING_COLUMNS, cell=CELL, config=config_of(settings),
+        out, "training", TRAINING_COLUMNS, cell=CELL, config=config_of(settings),
         settings=run_settings(settings), fingerprint=environment.fingerprint(), fresh=fresh,
         extend=extend, echo=echo,
     )  # fmt: skip
+    lock.note_run(out, store.run_id)  # names the run in the folder's lock, when held
     todo = plan(settings)
+    inflight = InFlight(out)
+    _settle(store, inflight, settings, entries, todo, echo)
     rates: dict[tuple[int, int], float] = {}
     for i, (optimizer, method, N, L, seed) in enumerate(todo, 1):
+        what = f"{label(optimizer, method)} N={N} L={L} seed={seed}"
         prefix = f"[{i}/{len(todo)}] {label(optimizer, method):<24} N={N:<3} L={L} seed={seed}"
         cell = {"optimizer": optimizer, "gradient_method": method, "N": N, "L": L, "seed": seed}
-        if store.get(**cell):
-            echo(f"{prefix} on file")
-            continue
-        lr = math.nan
-        if optimizer.startswith("gd"):
-            if (N, L) not in rates:
-                rates[N, L] = _tuned(settings, entries, N, L, echo)
-            lr = rates[N, L]
-        problem = training_problem(settings, N, L, seed)
-        entry = entries[method] if method else None
-        if entry is not None and not entry.available:
-            run = Run.failed("error", f"unavailable: {entry.reason}")
-        else:
-            run = train(problem, optimizer, entry and entry.method, t.budget_evals, lr)
-        kind = entry.method.kind if entry is not None and entry.available else ""
-        fields = cell | {
-            "kind": kind, "P": problem.P, "status": run.status, "reason": run.reason,
-            "lr": lr, "B": problem.B, "n_train": problem.B, "gradbench": gradbench.__version__,
-        }  # fmt: skip
-        store.put([point | fields for point in run.points])
+        if on_file := store.get(**cell):
+            if on_file[0]["status"] != "crashed":
+                echo(f"{prefix} on file")
+                continue
+            if not retry_crashed:
+                echo(f"{prefix} on file, crashed (--retry-crashed trains it again)")
+                continue
+        with inflight.around(what, [optimizer, method, N, L, seed, store.run_id]):
+            lr = math.nan
+            if optimizer.startswith("gd"):
+                if (N, L) not in rates:
+                    rates[N, L] = _tuned(settings, entries, N, L, echo)
+                lr = rates[N, L]
+            problem = training_problem(settings, N, L, seed)
+            entry = entries[method] if method else None
+            if entry is not None and not entry.available:
+                run = Run.failed("error", f"unavailable: {entry.reason}")
+            else:
+                run = train(problem, optimizer, entry and entry.method, t.budget_evals, lr)
+            store.put(_rows(settings, entries, cell, run, lr))
         last = run.points[-1]
         echo(
             f"{prefix} {run.status}: loss {last.get('loss', math.nan):.4g}, held-out accuracy "
@@ -393,6 +404,34 @@ def run_all(
         )
     store.finish()
     return store.frame()
+
+
+def _rows(settings: Settings, entries: dict, cell: dict, run: Run, lr: float) -> list[dict]:
+    """A run's rows: one per recorded point (the store adds config, fingerprint, run id)."""
+    method, N = cell["gradient_method"], cell["N"]
+    P = settings.network(N, cell["L"]).P
+    n_train = settings.train.n_train(N, P)
+    entry = entries.get(method) if method else None
+    fields = cell | {
+        "kind": entry.method.kind if entry is not None and entry.available else "",
+        "P": P, "status": run.status, "reason": run.reason, "lr": lr, "B": n_train,
+        "n_train": n_train, "gradbench": gradbench.__version__,
+    }  # fmt: skip
+    return [point | fields for point in run.points]
+
+
+def _settle(store: Store, inflight: InFlight, settings: Settings, entries, todo, echo) -> None:
+    """Record the run a dead process left in flight as ``crashed`` (when it belongs to
+    the run this one continues), with how the process died."""
+    if (marker := inflight.take()) is None:
+        return
+    *key, run_id = marker["key"]
+    if run_id == store.run_id and tuple(key) in todo:
+        cell = dict(zip(CELL, key, strict=True))
+        store.put(_rows(settings, entries, cell, Run.failed("crashed", marker["reason"]), math.nan))
+        echo(f"gradbench: {marker['what']}: {marker['reason']}; recorded as crashed")
+    else:
+        echo(f"gradbench: {marker['what']} crashed in run {run_id}, not continued here")
 
 
 def _tuned(settings: Settings, entries: dict, N: int, L: int, echo) -> float:
