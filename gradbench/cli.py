@@ -348,8 +348,10 @@ def _run_on_cluster(args: argparse.Namespace, settings, entries: list[registry.E
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from gradbench import training, training_analysis  # imports scipy.optimize and cma
-    from gradbench.results import write_atomic
+    """The supervisor, as for ``run``: lock the results folder, then train in worker
+    processes, each the same command line plus ``--worker K``; a run whose worker died
+    is recorded ``crashed`` by the next worker, which goes on with the next run."""
+    from gradbench import training  # imports scipy.optimize and cma
     from gradbench.store import new_run_id
 
     settings = _settings(args)
@@ -362,14 +364,31 @@ def cmd_train(args: argparse.Namespace) -> int:
     entries = registry.discover(args.plugin)
     registry.select(entries, [REFERENCE] + [method for _, method in parsed if method])
     out = Path(args.out)
+    if args.worker:
+        return _train_worker(args, settings, entries, out)
+
+    def worker(k: int) -> list[str]:
+        return [sys.executable, "-m", "gradbench", *args.argv, "--worker", str(k)]
+
+    with lock.hold(out, "train", new_run_id(), echo=_say):  # the worker names the run
+        return supervisor.supervise(worker, out, _say)
+
+
+def _train_worker(args: argparse.Namespace, settings, entries: dict, out: Path) -> int:
+    """One training worker: trains in this process, then writes and prints the summary."""
+    from gradbench import training, training_analysis
+    from gradbench.results import write_atomic
+
+    supervisor.become_worker()
+    first = args.worker == 1  # later workers resume the run the first one opened
     # one BLAS thread by default: these matrices are small, and waking a second thread
     # for each product made the quick profile 2.5× slower; the budget is in evaluations,
     # so the thread count changes only the time columns (and the last digits)
-    with (
-        lock.hold(out, "train", new_run_id(), echo=_say),
-        threadpool_limits(limits=args.threads or 1, user_api="blas"),
-    ):
-        trajectories = training.run_all(settings, entries, out, fresh=args.fresh)
+    with threadpool_limits(limits=args.threads or 1, user_api="blas"):
+        trajectories = training.run_all(
+            settings, entries, out, fresh=args.fresh and first, extend=args.extend and first,
+            retry_crashed=args.retry_crashed and first, echo=_print,
+        )  # fmt: skip
     summary = training_analysis.summarize(trajectories)
     write_atomic(summary, out / "training_summary.csv")
     shown = summary[["label", "P", "reached", "evals_to_target", "final_loss", "test_accuracy"]]
@@ -377,6 +396,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(training_analysis.crossovers(summary).to_string(index=False))
     print(f"wrote {out / 'training.csv'} and {out / 'training_summary.csv'}")
     return 0
+
+
+def _print(line: str) -> None:
+    """A line on stdout now, not when the buffer fills: a worker may die at any moment."""
+    print(line, flush=True)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -495,7 +519,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--plugin", action="append", default=[], help="a local plugin file")
     p.add_argument("--threads", type=positive_int, help="BLAS threads (default 1)")
-    p.add_argument("--fresh", action="store_true", help="discard runs on file")
+    how = p.add_mutually_exclusive_group()
+    how.add_argument(
+        "--fresh", action="store_true", help="archive the runs on file and train everything"
+    )
+    how.add_argument(
+        "--extend",
+        action="store_true",
+        help="keep the runs on file of this machine and configuration; train only missing runs",
+    )
+    p.add_argument(
+        "--retry-crashed", action="store_true", help="train again the runs recorded crashed"
+    )
+    p.add_argument("--worker", type=positive_int, help=argparse.SUPPRESS)  # set by the supervisor
     p.set_defaults(
         func=cmd_train, N=None, L=None, B=None, methods=None, budget=None, hard_limit=None,
         **dict.fromkeys(NETWORK_OPTIONS),

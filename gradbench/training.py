@@ -28,28 +28,32 @@ import math
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 import gradbench
-from gradbench import environment, optimizers
+from gradbench import environment, lock, optimizers
 from gradbench.config import Settings
 from gradbench.errors import one_line
 from gradbench.methods.base import GradFn, Method
 from gradbench.model import Array
 from gradbench.problem import Problem, make_problem
-from gradbench.results import TRAINING_COLUMNS, read_table, write_atomic, write_text_atomic
+from gradbench.results import TRAINING_COLUMNS
+from gradbench.store import Store
+from gradbench.supervisor import InFlight
 from gradbench.training_analysis import label
 
 RECORD_GROWTH = 1.5  # a point each time the evaluation count grows by half
 RUNGS_PER_DECADE = 4  # and each time the best loss falls below L₀·10^(−k/4) …
 LAST_RUNG = 16  # … down to L₀·10⁻⁴
 TUNE_SEED = 10**6  # learning rates are tuned on a problem no reported run uses
-RUN_KEY = ["config", "optimizer", "gradient_method", "N", "L", "seed"]
+RECORD = [RECORD_GROWTH, RUNGS_PER_DECADE, LAST_RUNG, TUNE_SEED]  # part of the configuration
+# What varies within a run: a run is one optimizer at one size and seed (several rows, its
+# trajectory); see config_of for the rest of a row's key.
+CELL = ["optimizer", "gradient_method", "N", "L", "seed"]
 
 
 class BudgetSpent(Exception):
@@ -183,7 +187,8 @@ class Tracker:
 
 @dataclass
 class Run:
-    """A finished run: its trajectory, status (ok | error | skipped), reason, best θ."""
+    """A finished run: its trajectory, status (ok | error | skipped, or crashed: its
+    process died), reason, best θ."""
 
     points: list[dict]
     status: str
@@ -280,12 +285,11 @@ def training_problem(settings: Settings, N: int, L: int, seed: int) -> Problem:
     )  # fmt: skip
 
 
-def config_key(settings: Settings, machine: str) -> str:
-    """The resume key's settings part: a short hash of everything that changes a training
-    measurement besides (optimizer, gradient method, N, L, seed) — network options,
-    budget, data sizes (n_train's rule, n_test), the learning-rate grid, recording rules,
-    the machine's fingerprint and gradbench's version. A run on file is reused only under
-    the same key (RUN_KEY: this hash, optimizer, gradient_method, N, L, seed)."""
+def config_key(settings: Settings) -> str:
+    """A short name for everything that changes a training measurement besides the run's
+    cell (optimizer, gradient method, N, L, seed) and the machine: network options,
+    budget, data sizes (n_train's rule, n_test), the learning-rate grid and the recording
+    rules. Prefixed so that a CSV never reads it back as a number."""
     t = settings.train
     measured = {
         "dtype": settings.dtype,
@@ -297,33 +301,32 @@ def config_key(settings: Settings, machine: str) -> str:
         "max_train": t.max_train,
         "n_test": t.n_test,
         "lr_grid": sorted(t.lr_grid),
-        "record": [RECORD_GROWTH, RUNGS_PER_DECADE, LAST_RUNG, TUNE_SEED],
-        "fingerprint": machine,
-        "gradbench": gradbench.__version__,
+        "record": RECORD,
     }
-    return hashlib.sha256(json.dumps(measured, sort_keys=True).encode()).hexdigest()[:12]
+    return "c" + hashlib.sha256(json.dumps(measured, sort_keys=True).encode()).hexdigest()[:12]
 
 
-def load_runs(csv: Path, config: str, *, fresh: bool, echo=print) -> pd.DataFrame:
-    """The runs on file that may be resumed: those of this ``config``. The others (all of
-    them with ``fresh``) are moved to ``archive/<run_id>/training.csv`` beside the file,
-    never mixed in, and one line says so. (Persistence lives here and in
-    :func:`save_runs` only.)"""
-    done = read_table(csv, ["run_id"], missing_ok=True)  # an older schema is archived too
-    keep = done.get("config", pd.Series(index=done.index, dtype=object)) == config
-    keep &= not fresh
-    for run_id, rows in done[~keep].groupby("run_id"):
-        target = csv.parent / "archive" / str(run_id) / csv.name
-        old = read_table(target, ["run_id"], missing_ok=True)
-        write_atomic(pd.concat([old, rows], ignore_index=True), target)
-        echo(f"moved {len(rows)} rows of run {run_id} (other settings or machine) to {target}")
-    return done[keep].reindex(columns=TRAINING_COLUMNS).reset_index(drop=True)
+def config_of(settings: Settings) -> dict:
+    """The row key's configuration part (gradbench.store): the settings that change a
+    training measurement, each in its own training.csv column, and ``config``
+    (:func:`config_key`) for those without one (n_train's rule, the learning-rate grid,
+    the recording rules). The key is CELL, these and the machine's fingerprint."""
+    t = settings.train
+    return {
+        "dtype": settings.dtype,
+        "activation": settings.activation,
+        "loss_function": settings.loss,
+        "bias": settings.bias,
+        "budget_evals": t.budget_evals,
+        "n_test": t.n_test,
+        "config": config_key(settings),
+    }
 
 
-def save_runs(frame: pd.DataFrame, csv: Path) -> None:
-    """Write the table atomically, numbers to 10 significant digits (a third smaller)."""
-    text = frame.reindex(columns=TRAINING_COLUMNS).to_csv(index=False, float_format="%.10g")
-    write_text_atomic(text, csv)
+def run_settings(settings: Settings) -> dict:
+    """What a resumed run must share with the unfinished run on file: its configuration
+    and the whole training profile (sizes, seeds, optimizers, limits)."""
+    return config_of(settings) | {"train": asdict(settings.train), "record": RECORD}
 
 
 def plan(settings: Settings) -> list[tuple[str, str, int, int, int]]:
@@ -340,53 +343,95 @@ def plan(settings: Settings) -> list[tuple[str, str, int, int, int]]:
 
 
 def run_all(
-    settings: Settings, entries: dict, out: Path, *, fresh: bool = False, echo=print
+    settings: Settings,
+    entries: dict,
+    out: Path,
+    *,
+    fresh: bool = False,
+    extend: bool = False,
+    retry_crashed: bool = False,
+    echo=print,
 ) -> pd.DataFrame:
-    """Every planned run, each written to ``out/training.csv`` as it finishes; runs on
-    file under the same resume key are kept, not redone."""
-    t, csv = settings.train, Path(out) / "training.csv"
-    machine = environment.fingerprint()
-    config = config_key(settings, machine)
-    done = load_runs(csv, config, fresh=fresh, echo=echo)
-    finished = set(done[RUN_KEY[1:]].fillna("").itertuples(index=False, name=None))
-    run_id = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    """Every planned run, each written to ``out/training.csv`` as it finishes. The rows
+    live in a :class:`~gradbench.store.Store` (table "training"): an unfinished run of
+    this machine and settings is resumed (its runs on file are kept, not redone), any
+    other is archived; ``--extend`` keeps the runs of this machine and configuration.
+    Call it under the BLAS thread limit the runs use: the fingerprint records it.
+
+    Each run is marked in flight (:class:`~gradbench.supervisor.InFlight`) while it
+    trains; a run whose process died is recorded first, as ``crashed`` with how it died,
+    and is kept on resume unless ``retry_crashed``."""
+    t, out = settings.train, Path(out)
+    store = Store(
+        out, "training", TRAINING_COLUMNS, cell=CELL, config=config_of(settings),
+        settings=run_settings(settings), fingerprint=environment.fingerprint(), fresh=fresh,
+        extend=extend, echo=echo,
+    )  # fmt: skip
+    lock.note_run(out, store.run_id)  # names the run in the folder's lock, when held
     todo = plan(settings)
+    inflight = InFlight(out)
+    _settle(store, inflight, settings, entries, todo, echo)
     rates: dict[tuple[int, int], float] = {}
     for i, (optimizer, method, N, L, seed) in enumerate(todo, 1):
+        what = f"{label(optimizer, method)} N={N} L={L} seed={seed}"
         prefix = f"[{i}/{len(todo)}] {label(optimizer, method):<24} N={N:<3} L={L} seed={seed}"
-        if (optimizer, method, N, L, seed) in finished:
-            echo(f"{prefix} on file")
-            continue
-        lr = math.nan
-        if optimizer.startswith("gd"):
-            if (N, L) not in rates:
-                rates[N, L] = _tuned(settings, entries, N, L, echo)
-            lr = rates[N, L]
-        problem = training_problem(settings, N, L, seed)
-        entry = entries[method] if method else None
-        if entry is not None and not entry.available:
-            run = Run.failed("error", f"unavailable: {entry.reason}")
-        else:
-            run = train(problem, optimizer, entry and entry.method, t.budget_evals, lr)
-        rows = pd.DataFrame(run.points).assign(
-            run_id=run_id, optimizer=optimizer, gradient_method=method,
-            kind=entry.method.kind if entry is not None and entry.available else "", N=N, L=L,
-            P=problem.P, seed=seed, status=run.status, reason=run.reason,
-            budget_evals=t.budget_evals, lr=lr, B=problem.B, n_train=problem.B,
-            n_test=problem.n_test, dtype=settings.dtype, activation=settings.activation,
-            loss_function=settings.loss, bias=settings.bias, config=config,
-            fingerprint=machine, gradbench=gradbench.__version__,
-        )  # fmt: skip
-        rows = rows.reindex(columns=TRAINING_COLUMNS)
-        done = pd.concat([done, rows], ignore_index=True) if len(done) else rows
-        save_runs(done, csv)
+        cell = {"optimizer": optimizer, "gradient_method": method, "N": N, "L": L, "seed": seed}
+        if on_file := store.get(**cell):
+            if on_file[0]["status"] != "crashed":
+                echo(f"{prefix} on file")
+                continue
+            if not retry_crashed:
+                echo(f"{prefix} on file, crashed (--retry-crashed trains it again)")
+                continue
+        with inflight.around(what, [optimizer, method, N, L, seed, store.run_id]):
+            lr = math.nan
+            if optimizer.startswith("gd"):
+                if (N, L) not in rates:
+                    rates[N, L] = _tuned(settings, entries, N, L, echo)
+                lr = rates[N, L]
+            problem = training_problem(settings, N, L, seed)
+            entry = entries[method] if method else None
+            if entry is not None and not entry.available:
+                run = Run.failed("error", f"unavailable: {entry.reason}")
+            else:
+                run = train(problem, optimizer, entry and entry.method, t.budget_evals, lr)
+            store.put(_rows(settings, entries, cell, run, lr))
         last = run.points[-1]
         echo(
             f"{prefix} {run.status}: loss {last.get('loss', math.nan):.4g}, held-out accuracy "
             f"{last.get('test_accuracy', math.nan):.3f} after {last['evals']:.6g} "
             f"evaluations {run.reason}"
         )
-    return done
+    store.finish()
+    return store.frame()
+
+
+def _rows(settings: Settings, entries: dict, cell: dict, run: Run, lr: float) -> list[dict]:
+    """A run's rows: one per recorded point (the store adds config, fingerprint, run id)."""
+    method, N = cell["gradient_method"], cell["N"]
+    P = settings.network(N, cell["L"]).P
+    n_train = settings.train.n_train(N, P)
+    entry = entries.get(method) if method else None
+    fields = cell | {
+        "kind": entry.method.kind if entry is not None and entry.available else "",
+        "P": P, "status": run.status, "reason": run.reason, "lr": lr, "B": n_train,
+        "n_train": n_train, "gradbench": gradbench.__version__,
+    }  # fmt: skip
+    return [point | fields for point in run.points]
+
+
+def _settle(store: Store, inflight: InFlight, settings: Settings, entries, todo, echo) -> None:
+    """Record the run a dead process left in flight as ``crashed`` (when it belongs to
+    the run this one continues), with how the process died."""
+    if (marker := inflight.take()) is None:
+        return
+    *key, run_id = marker["key"]
+    if run_id == store.run_id and tuple(key) in todo:
+        cell = dict(zip(CELL, key, strict=True))
+        store.put(_rows(settings, entries, cell, Run.failed("crashed", marker["reason"]), math.nan))
+        echo(f"gradbench: {marker['what']}: {marker['reason']}; recorded as crashed")
+    else:
+        echo(f"gradbench: {marker['what']} crashed in run {run_id}, not continued here")
 
 
 def _tuned(settings: Settings, entries: dict, N: int, L: int, echo) -> float:

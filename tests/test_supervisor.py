@@ -196,3 +196,49 @@ def _state(pid: int) -> str:
         return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
     except OSError:
         return "Z"
+
+
+# one size (N = 3, where the crashing plugins die), one seed, a tiny budget
+TRAIN = """[default.train]
+sizes = [[3, 1]]
+seeds = 1
+budget_evals = 30
+per_class = 2
+n_test = 10
+lr_grid = [1.0]
+optimizers = ["gd/backprop", "gd/crash-exit", "powell"]
+"""
+
+
+def train(out, grid_file, *extra, env=None):
+    return subprocess.run(
+        [sys.executable, "-m", "gradbench", "train", "--out", str(out), "--config",
+         str(grid_file), "--plugin", CRASHERS, *extra],
+        capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=300,
+    )  # fmt: skip
+
+
+def test_a_training_run_whose_process_dies_is_recorded_crashed_and_training_goes_on(tmp_path):
+    grid_file, out = tmp_path / "train.toml", tmp_path / "r"
+    grid_file.write_text(TRAIN)
+    result = train(out, grid_file)
+    assert result.returncode == 0, result.stderr
+    assert "recorded as crashed, continuing in a new worker" in result.stderr
+    t = pd.read_csv(out / "training.csv")
+    t["name"] = t.gradient_method.fillna(t.optimizer)  # one seed: a run per name
+    final = t.groupby("name").tail(1).set_index("name")
+    assert final.loc["crash-exit", "status"] == "crashed"
+    assert final.loc["crash-exit", "reason"] == "the process measuring it exited with status 3"
+    assert (final.drop("crash-exit").status == "ok").all() and len(final) == 3
+    assert t.run_id.nunique() == 1  # the next worker resumed the same run
+    assert "Traceback" not in result.stderr and not (out / ".inflight.json").exists()
+    assert (out / "training_summary.csv").exists()
+    # --extend keeps the crashed run unasked; --retry-crashed trains it again
+    fixed = {"GRADBENCH_TEST_CRASH_N": "0"}
+    again = train(out, grid_file, "--extend", env=fixed)
+    assert again.returncode == 0 and "crashed (--retry-crashed" in again.stdout
+    retry = train(out, grid_file, "--extend", "--retry-crashed", env=fixed)
+    assert retry.returncode == 0, retry.stderr
+    t = pd.read_csv(out / "training.csv")
+    assert (t.status == "ok").all() and set(t.gradient_method.fillna("")) == {
+        "backprop", "crash-exit", ""}  # fmt: skip

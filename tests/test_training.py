@@ -243,35 +243,83 @@ def test_resume_key_covers_every_setting(setting):
         other = dataclasses.replace(base, **{setting: value})
     else:
         other = dataclasses.replace(base, train=dataclasses.replace(base.train, **{setting: value}))
-    assert training.config_key(other, "m1") != training.config_key(base, "m1")
+    assert training.config_of(other) != training.config_of(base)
+    assert training.config_key(other) != training.config_key(base)
 
 
-def test_resume_key_covers_the_machine_but_not_what_each_run_keys_itself():
+def test_resume_key_is_the_run_its_configuration_and_the_machine_not_the_plan():
     base = _tiny(["gd/backprop"])
-    assert training.config_key(base, "m1") != training.config_key(base, "m2")
     more = dataclasses.replace(base, train=dataclasses.replace(base.train, seeds=7))
-    assert training.config_key(more, "m1") == training.config_key(base, "m1")
-    assert training.RUN_KEY == ["config", "optimizer", "gradient_method", "N", "L", "seed"]
+    assert training.config_of(more) == training.config_of(base)
+    assert training.run_settings(more) != training.run_settings(base)  # not resumed as is
+    assert training.CELL == ["optimizer", "gradient_method", "N", "L", "seed"]
+    assert set(training.config_of(base)) | {"fingerprint", "run_id"} <= set(TRAINING_COLUMNS)
+    assert not training.config_key(base).isdigit()  # a CSV reads it back as text
 
 
-def test_run_all_resumes_only_under_the_same_key(entries, tmp_path, monkeypatch):
+def kept(lines) -> int:
+    """How many runs a run_all said were on file (kept, not trained again)."""
+    return sum(line.startswith("[") and line.endswith("on file") for line in lines)
+
+
+class Interrupt(Exception):
+    pass
+
+
+def _stop_after_first_run(lines):
+    def echo(line):
+        lines.append(line)
+        if line.startswith("[1/") and "on file" not in line:
+            raise Interrupt  # as Ctrl-C would, once the first run is on disk
+
+    return echo
+
+
+def test_run_all_resumes_an_interrupted_run_and_archives_a_finished_one(
+    entries, tmp_path, monkeypatch
+):
     monkeypatch.setenv("GRADBENCH_FINGERPRINT", "machine-a")
     settings = _tiny(["gd/backprop", "powell"])
     lines = []
-    first = training.run_all(settings, entries, tmp_path, echo=lines.append)
+    with pytest.raises(Interrupt):
+        training.run_all(settings, entries, tmp_path, echo=_stop_after_first_run(lines))
+    partial = pd.read_csv(tmp_path / "training.csv")
+    assert set(partial.optimizer) == {"gd"}  # the first run is on disk
+    lines.clear()
+    first = training.run_all(settings, entries, tmp_path, echo=lines.append)  # resumed
+    assert kept(lines) == 1 and not any("moved" in x for x in lines)
     on_disk = pd.read_csv(tmp_path / "training.csv")
     assert list(on_disk.columns) == TRAINING_COLUMNS and len(first) == len(on_disk)
     assert set(on_disk.fingerprint) == {"machine-a"} and set(on_disk.n_train) == {8}
-    again = training.run_all(settings, entries, tmp_path, echo=lines.append)
-    assert len(again) == len(on_disk) and sum("on file" in line for line in lines) == 2
-    monkeypatch.setenv("GRADBENCH_FINGERPRINT", "machine-b")
+    assert on_disk.run_id.nunique() == 1 and set(on_disk.optimizer) == {"gd", "powell"}
+    # --extend adds to the finished run: both runs are on file
+    lines.clear()
+    again = training.run_all(settings, entries, tmp_path, extend=True, echo=lines.append)
+    assert len(again) == len(on_disk) and kept(lines) == 2
+    # a finished run is archived, and everything is trained again
     lines.clear()
     training.run_all(settings, entries, tmp_path, echo=lines.append)
-    assert not any("on file" in line for line in lines)
-    assert any("moved" in line for line in lines)
-    archived = list((tmp_path / "archive").glob("*/training.csv"))
-    assert len(archived) == 1 and set(pd.read_csv(archived[0]).fingerprint) == {"machine-a"}
+    assert not kept(lines) and any("moved" in x for x in lines)
+    # another machine: archived too, never mixed in
+    monkeypatch.setenv("GRADBENCH_FINGERPRINT", "machine-b")
+    lines.clear()
+    training.run_all(settings, entries, tmp_path, extend=True, echo=lines.append)
+    assert not kept(lines) and any("moved" in x for x in lines)
+    archived = pd.concat(pd.read_csv(f) for f in (tmp_path / "archive").glob("*/training.csv"))
+    assert set(archived.fingerprint) == {"machine-a"}
     assert set(pd.read_csv(tmp_path / "training.csv").fingerprint) == {"machine-b"}
+
+
+def test_an_interrupted_run_with_other_settings_is_archived(entries, tmp_path, monkeypatch):
+    monkeypatch.setenv("GRADBENCH_FINGERPRINT", "machine-a")
+    settings = _tiny(["gd/backprop", "powell"])
+    with pytest.raises(Interrupt):
+        training.run_all(settings, entries, tmp_path, echo=_stop_after_first_run([]))
+    other = dataclasses.replace(settings, train=dataclasses.replace(settings.train, n_test=21))
+    lines = []
+    frame = training.run_all(other, entries, tmp_path, echo=lines.append)
+    assert any("moved" in line and "n_test" in line for line in lines)
+    assert not kept(lines) and set(frame.n_test) == {21}
 
 
 def test_max_P_limits_an_optimizer_to_small_sizes():
