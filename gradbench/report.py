@@ -130,14 +130,22 @@ def crossover_line(crossovers: pd.DataFrame | None, missing: str) -> str:
     if crossovers is None or crossovers.empty:
         return f"- Gradient-free training: {missing}."
     parts = []
-    for r in crossovers.sort_values("optimizer").itertuples():
+    free = crossovers[crossovers.family == "gradient-free"]
+    for r in free.sort_values("optimizer").itertuples():
         if pd.notna(r.crossover_P):
             parts.append(f"{r.optimizer} at P = {int(r.crossover_P)}")
         else:
             parts.append(f"{r.optimizer} never (reached it up to P = {int(r.largest_P_reached)})")
+    exact = crossovers[(crossovers.family == "gradient") & crossovers.crossover_P.isna()]
+    with_gradient = (
+        f"; with backprop's gradient, {', '.join(sorted(exact.optimizer))} reached it at every "
+        f"size tried (up to P = {int(exact.largest_P_reached.min())})"
+        if len(exact)
+        else ""
+    )
     return (
-        "- **Without gradients**, the optimizers stop reaching gradient descent's target "
-        f"loss: {'; '.join(parts)} — `crossover_P`, `largest_P_reached`"
+        "- **Without gradients**, the optimizers stop reaching the target loss: "
+        f"{'; '.join(parts)}{with_gradient} — `crossover_P`, `largest_P_reached`"
     )
 
 

@@ -252,7 +252,7 @@ def test_the_cluster_measures_the_same_cells_with_the_same_statuses(local_and_cl
     ok = cluster[cluster.status == "ok"]
     assert (ok.ratio_to_forward > 0).all()  # each size's forward pass reached its rows
     assert (cluster[cluster.method == "backprop"].grad_error == 0).all()
-    raws = sorted(p.name.split("-")[2:4] for p in (tmp / "cluster" / "raw").glob("*.json"))
+    raws = sorted(p.name.split("-")[2:4] for p in (tmp / "cluster" / "raw").glob("*.json*"))
     assert raws == [["N2", "L1"], ["N2", "L2"]]
     env = json.loads((tmp / "cluster" / "environment.json").read_text())
     assert list(env["machines"]) == list(cluster.fingerprint.unique())
