@@ -52,7 +52,7 @@ def test_the_first_screen_is_short_and_answers_both_questions(screen):
     assert len(lines) <= 10
     joined = "\n".join(lines)
     assert "forward pass" in joined and "∝ P" in joined  # question 1: the gradient's cost
-    assert "stop reaching gradient descent's target" in joined  # question 2: without gradients
+    assert "stop reaching the target loss" in joined  # question 2: without gradients
 
 
 def test_every_number_on_the_first_screen_has_an_interval_or_a_source_column(screen):
