@@ -451,6 +451,25 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="results", help="results folder (default results/)")
 
 
+def _add_resume_args(p: argparse.ArgumentParser, verb: str, items: str) -> None:
+    """What `run` and `train` share: how a results folder's rows are kept (the store's
+    --fresh / --extend), crashed items retried, and the supervisor's hidden --worker."""
+    how = p.add_mutually_exclusive_group()
+    how.add_argument(
+        "--fresh", action="store_true", help=f"archive the rows on file and {verb} everything"
+    )
+    how.add_argument(
+        "--extend",
+        action="store_true",
+        help=f"keep the rows on file of this machine and configuration; {verb} only missing "
+        f"{items}",
+    )
+    p.add_argument(
+        "--retry-crashed", action="store_true", help=f"{verb} again the {items} recorded crashed"
+    )
+    p.add_argument("--worker", type=positive_int, help=argparse.SUPPRESS)  # set by the supervisor
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="gradbench", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"gradbench {__version__}")
@@ -476,22 +495,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds before a call is stopped (default 10× budget)",
     )
     p.add_argument("--threads", type=positive_int, help="BLAS threads (default: all cores)")
-    how = p.add_mutually_exclusive_group()
-    how.add_argument(
-        "--fresh", action="store_true", help="archive the rows on file and measure everything"
-    )
-    how.add_argument(
-        "--extend",
-        action="store_true",
-        help="keep a run's rows of this machine and configuration; measure only missing cells",
-    )
-    p.add_argument(
-        "--retry-crashed", action="store_true", help="measure again the cells recorded crashed"
-    )
+    _add_resume_args(p, "measure", "cells")
     p.add_argument(
         "--strict", action="store_true", help="exit 1 if any cell crashed, timed out or is wrong"
     )
-    p.add_argument("--worker", type=positive_int, help=argparse.SUPPRESS)  # set by the supervisor
     p.add_argument(
         "--cluster",
         metavar="ADDRESS",
@@ -519,19 +526,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--plugin", action="append", default=[], help="a local plugin file")
     p.add_argument("--threads", type=positive_int, help="BLAS threads (default 1)")
-    how = p.add_mutually_exclusive_group()
-    how.add_argument(
-        "--fresh", action="store_true", help="archive the runs on file and train everything"
-    )
-    how.add_argument(
-        "--extend",
-        action="store_true",
-        help="keep the runs on file of this machine and configuration; train only missing runs",
-    )
-    p.add_argument(
-        "--retry-crashed", action="store_true", help="train again the runs recorded crashed"
-    )
-    p.add_argument("--worker", type=positive_int, help=argparse.SUPPRESS)  # set by the supervisor
+    _add_resume_args(p, "train", "runs")
     p.set_defaults(
         func=cmd_train, N=None, L=None, B=None, methods=None, budget=None, hard_limit=None,
         **dict.fromkeys(NETWORK_OPTIONS),
