@@ -44,6 +44,24 @@ def sweep_rows(out, plugin, method: str, N: str, L: str) -> pd.DataFrame:
     return table[table.method == method]
 
 
+@pytest.fixture(scope="module")
+def g():
+    """The report fixtures' gradients: the latest machine, its main configuration."""
+    import report_fixtures as fx
+
+    from gradbench import analysis
+
+    return analysis.main_configuration(analysis.latest_machine(fx.gradients()))
+
+
+@pytest.fixture(scope="module")
+def pres():
+    """The packaged families and targets (report.toml)."""
+    from gradbench import analysis
+
+    return analysis.load_presentation()
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)

@@ -14,11 +14,6 @@ def g():
     return fx.gradients()
 
 
-@pytest.fixture(scope="module")
-def pres():
-    return analysis.load_presentation()
-
-
 def test_only_the_latest_machine_is_kept(g):
     mine = analysis.latest_machine(g)
     assert set(mine.fingerprint) == {"fp-new"} and 777.0 not in set(mine.time_median_s)

@@ -7,17 +7,7 @@ import numpy as np
 import pytest
 import report_fixtures as fx
 
-from gradbench import analysis, fits
-
-
-@pytest.fixture(scope="module")
-def g():
-    return analysis.main_configuration(analysis.latest_machine(fx.gradients()))
-
-
-@pytest.fixture(scope="module")
-def pres():
-    return analysis.load_presentation()
+from gradbench import fits
 
 
 def test_fit_line_recovers_slope_and_intercept_within_their_errors():

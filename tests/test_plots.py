@@ -10,16 +10,6 @@ from gradbench import analysis, fits, plots
 
 
 @pytest.fixture(scope="module")
-def g():
-    return analysis.main_configuration(analysis.latest_machine(fx.gradients()))
-
-
-@pytest.fixture(scope="module")
-def pres():
-    return analysis.load_presentation()
-
-
-@pytest.fixture(scope="module")
 def laws(g, pres):
     return fits.cost_laws(g, pres)
 

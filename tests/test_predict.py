@@ -10,16 +10,6 @@ import report_fixtures as fx
 from gradbench import analysis, predict
 
 
-@pytest.fixture(scope="module")
-def pres():
-    return analysis.load_presentation()
-
-
-@pytest.fixture(scope="module")
-def g():
-    return analysis.main_configuration(analysis.latest_machine(fx.gradients()))
-
-
 def test_a_known_law_is_recovered_within_its_interval_far_beyond_the_data(g, pres):
     laws = predict.laws_of(g, pres)
     P = 25_000_000
