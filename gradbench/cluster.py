@@ -43,6 +43,7 @@ from threadpoolctl import threadpool_limits
 from gradbench import environment, supervisor
 from gradbench.config import Settings
 from gradbench.errors import GradbenchError, one_line
+from gradbench.projection import Budgets, too_slow
 from gradbench.registry import Entry
 from gradbench.results import GRADIENT_COLUMNS, read_table, write_atomic, write_text_atomic
 from gradbench.sweep import KEY, REFERENCE, REFERENCES, config_of
@@ -94,17 +95,14 @@ def finished(table: pd.DataFrame, settings: Settings, methods: list[str]) -> set
 
 
 def ruled_out(table: pd.DataFrame, settings: Settings, method: str, size: Size) -> dict | None:
-    """The fields of a ``skipped`` row when ``method`` was skipped or timed out, over the
-    budget, at a size that ``size`` dominates — larger cells are slower — else None."""
+    """The fields of a ``skipped`` row when ``method`` was skipped or timed out over a
+    budget (:func:`gradbench.projection.too_slow`, the local sweep's rule) at a size that
+    ``size`` dominates — larger cells are slower — else None."""
     mine = same_configuration(table, settings)
     N, L = size
-    slow = mine[
-        (mine["method"] == method)
-        & (mine["N"] <= N)
-        & (mine["L"] <= L)
-        & mine["status"].isin(PROJECTED)
-        & (mine["projected_s"] > settings.budget_s)
-    ]
+    budgets = Budgets(settings.budget_s, settings.prepare_budget_s)
+    smaller = mine[(mine["method"] == method) & (mine["N"] <= N) & (mine["L"] <= L)]
+    slow = smaller[[too_slow(r, budgets) for r in smaller.to_dict("records")]]
     if slow.empty:
         return None
     row = slow.sort_values(["N", "L"]).iloc[-1]
