@@ -71,6 +71,11 @@ def write_atomic(frame: pd.DataFrame, path: Path) -> None:
     write_text_atomic(frame.to_csv(index=False), path)
 
 
+# Key columns that are text even when a value looks like a number (a hex fingerprint of
+# digits only, or "12e4…"): read as numbers, a resume would miss every row.
+TEXT_KEYS = ("fingerprint", "run_id", "config")
+
+
 def read_table(path: Path, columns: list[str], *, missing_ok: bool = False) -> pd.DataFrame:
     """Read a results CSV, refusing (one line) a file that is corrupt or not ours."""
     path = Path(path)
@@ -79,7 +84,7 @@ def read_table(path: Path, columns: list[str], *, missing_ok: bool = False) -> p
             return pd.DataFrame(columns=columns)
         raise GradbenchError(f"results file not found: {path} (run `gradbench run` first)")
     try:
-        frame = pd.read_csv(path, keep_default_na=True)
+        frame = pd.read_csv(path, keep_default_na=True, dtype=dict.fromkeys(TEXT_KEYS, str))
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise GradbenchError(
             f"{path} is corrupt ({_first_line(exc)}); move it away or use --fresh"

@@ -181,3 +181,15 @@ def test_corrupt_state_file_is_one_line(tmp_path):
     (tmp_path / ".run.json").write_text("{not json")
     with pytest.raises(GradbenchError, match="corrupt"):
         open_store(tmp_path)
+
+
+def test_key_columns_stay_text_when_they_look_like_numbers(tmp_path):
+    """A fingerprint of digits only (or "12e4…") read back as a number would make a
+    resume miss every row of its own machine."""
+    from gradbench.results import read_table
+
+    path = tmp_path / "t.csv"
+    pd.DataFrame({"method": ["a"], "status": ["ok"], "fingerprint": ["001234567890"],
+                  "run_id": ["12e4"]}).to_csv(path, index=False)  # fmt: skip
+    row = read_table(path, ["method"]).iloc[0]
+    assert (row.fingerprint, row.run_id) == ("001234567890", "12e4")
