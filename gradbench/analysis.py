@@ -33,7 +33,8 @@ OPTIONAL = [
     "ratio_to_backprop", "ratio_to_backprop_lo", "ratio_to_backprop_hi",
     "ratio_to_floor", "ratio_to_floor_lo", "ratio_to_floor_hi", "pairs", "loss_evals",
     "grad_error", "grad_error_mean", "cosine", "tolerance", "prepare_s",
-    "memory_model_bytes", "projected_bytes", "peak_rss_bytes", "peak_mem_bytes",
+    "memory_model_bytes", "projected_bytes", "peak_rss_bytes", "allocator_bytes",
+    "peak_mem_bytes",
     "ops_forward", "ops_derivatives", "ops_cse", "layer_steps", "budget_s",
     "run_id", "timestamp", "fingerprint", "machine", "numpy", "blas_threads", "gradbench",
 ]  # fmt: skip
@@ -152,11 +153,14 @@ def load_presentation(path: Path = DATA_FILE) -> Presentation:
     )
 
 
+# How the activations a memory model keeps grow with L: L, √L or one layer's
+MEMORY_EXPONENT = {"activations": 1.0, "checkpoint": 0.5, "layer": 0.0}
+
+
 def memory_theory(model: str, N, L, B, P):
     """Numbers one gradient keeps beyond θ and the data, by the named model:
     activations L·B·N + P, checkpoint √L·B·N + P, layer B·N + P (works on arrays)."""
-    layers = {"activations": L, "checkpoint": np.sqrt(L), "layer": 1}[model]
-    return layers * B * N + P
+    return L ** MEMORY_EXPONENT[model] * B * N + P
 
 
 def with_family(g: pd.DataFrame, pres: Presentation) -> pd.DataFrame:

@@ -286,7 +286,7 @@ def _run_worker(args: argparse.Namespace, settings, entries: list[registry.Entry
         Path(args.out),
         fresh=args.fresh and first,
         extend=args.extend and first,
-        threads=args.threads or os.cpu_count() or 1,
+        threads=args.threads or 1,  # why one: README, "One BLAS thread"
         memory_budget=args.memory_budget,
         retry_crashed=args.retry_crashed and first,
     )
@@ -494,7 +494,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=positive_float,
         help="seconds before a call is stopped (default 10× budget)",
     )
-    p.add_argument("--threads", type=positive_int, help="BLAS threads (default: all cores)")
+    p.add_argument("--threads", type=positive_int, help="BLAS threads (default 1)")
     _add_resume_args(p, "measure", "cells")
     p.add_argument(
         "--strict", action="store_true", help="exit 1 if any cell crashed, timed out or is wrong"

@@ -255,3 +255,43 @@ def growth(frame: pd.DataFrame, x: str, y: str) -> Line | None:
     if len(rows) < 3 or rows[x].nunique() < 2:
         return None
     return fit_line(np.log(rows[x].astype(float)), np.log(rows[y].astype(float)))
+
+
+@dataclass(frozen=True)
+class Exponent:
+    """The exponent s of ``y = a + b·x^s`` and its standard error."""
+
+    value: float
+    se: float
+
+
+EXPONENTS = np.linspace(0.02, 2.0, 100)  # the grid s is searched on (step 0.02)
+
+
+def growth_exponent(x: np.ndarray, y: np.ndarray) -> Exponent | None:
+    """The exponent s of ``y = a + b·x^s``: a fixed part plus one that grows like x^s (a
+    log-log slope of y alone would be bent by a). For each s on a grid, a and b solve a
+    linear least squares in relative residuals (y − ŷ)/y; s is where its residual sum R is
+    least (the grid's best point, refined by the parabola through it and its neighbours),
+    with se² = 2σ² / R''(s), σ² = R / (n − 3) (the curvature of the profile). None under 4
+    distinct x, or when the least residual lies on the grid's edge."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    if np.unique(x).size < 4:
+        return None
+
+    def residual(s: float) -> float:
+        A = np.column_stack([np.ones_like(x), x**s]) / y[:, None]
+        coef, *_ = np.linalg.lstsq(A, np.ones_like(y), rcond=None)
+        return float(((A @ coef - 1) ** 2).sum())
+
+    R = np.array([residual(s) for s in EXPONENTS])
+    i = int(np.argmin(R))
+    if i in (0, EXPONENTS.size - 1):
+        return None
+    h = EXPONENTS[1] - EXPONENTS[0]
+    curvature = (R[i + 1] - 2 * R[i] + R[i - 1]) / h**2
+    sigma2 = R[i] / (x.size - 3)
+    if curvature <= 0:
+        return Exponent(float(EXPONENTS[i]), math.inf)
+    shift = h * (R[i - 1] - R[i + 1]) / (2 * curvature * h**2)
+    return Exponent(float(EXPONENTS[i] + shift), math.sqrt(2 * sigma2 / curvature))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from gradbench import (
@@ -412,6 +413,7 @@ def memory_section(g: pd.DataFrame, pres) -> str | None:
             else None
         )
         declared = (cells.memory_model_bytes / cells.peak_rss_bytes).median()
+        kept = activations(cells)
         rows.append(
             {
                 "method": method,
@@ -419,16 +421,35 @@ def memory_section(g: pd.DataFrame, pres) -> str | None:
                 "B": B,
                 "slope vs log L ± se": f"{line.slope:.2f} ± {line.slope_se:.2f}",
                 "theory slope (same cells)": fmt(theory.slope) if theory else "–",
+                "s of a + b·L^s ± se": f"{kept.value:.2f} ± {kept.se:.2f}" if kept else "–",
+                "theory s": fmt(analysis.MEMORY_EXPONENT[model]) if model else "–",
                 "declared ÷ measured (median)": fmt(declared),
+                "library's own count ÷ measured": fmt(
+                    (cells.allocator_bytes / cells.peak_rss_bytes).median()
+                ),
             }
         )
     return (
         checkpoint_sentence(ok)
         + "Peak resident memory above the worker's baseline for one gradient "
         "(`peak_rss_bytes`). Theory: backprop ∝ L·B·N + P, checkpointed ∝ √L·B·N + P, "
-        "forward mode and finite differences ∝ B·N + P.\n\n"
+        "forward mode and finite differences ∝ B·N + P. Since P grows like L too, the "
+        "log-log slope of the whole mixes both terms; *s* separates them: the peak less the "
+        "gradient returned (P numbers) is fitted as a + b·L^s, the exponent with which the "
+        "activations kept grow (theory 1, ½ and 0). Where a library states what one call "
+        "allocates (XLA's compiled memory analysis, `allocator_bytes`), its count is "
+        "compared too: XLA's CPU runtime keeps buffers from call to call, which the resident "
+        "peak then misses.\n\n"
         + (table(pd.DataFrame(rows)) if rows else "_Too few depths per method to fit._")
     )
+
+
+def activations(cells: pd.DataFrame) -> fits.Exponent | None:
+    """The growth with L of the peak less the gradient returned (P numbers): the
+    activations a method keeps, fitted as a + b·L^s (fits.growth_exponent)."""
+    kept = cells.peak_rss_bytes - cells.P * cells.dtype.map(lambda d: np.dtype(d).itemsize)
+    rows = kept > 0
+    return fits.growth_exponent(cells.L[rows], kept[rows])
 
 
 def checkpoint_sentence(ok: pd.DataFrame) -> str:

@@ -34,7 +34,7 @@ GRADIENT_COLUMNS = [
     "ratio_to_forward_lo", "ratio_to_forward_hi", "ratio_to_backprop_lo",
     "ratio_to_backprop_hi", "ratio_to_floor_lo", "ratio_to_floor_hi", "pairs",
     "tolerance", "layer_steps", "prepare_s", "prepare_cost", "projected_prepare_s",
-    "memory_model_bytes", "projected_bytes", "peak_rss_bytes",
+    "memory_model_bytes", "projected_bytes", "peak_rss_bytes", "allocator_bytes",
     "ops_forward", "ops_derivatives", "ops_cse",
     "hard_limit_s", "max_time_s", "cell_time_s", "prepare_budget_s",
     "fingerprint", "gradbench",

@@ -98,3 +98,20 @@ def test_growth_needs_three_points():
     assert fits.growth(frame, "P", "y") is None
     line = fits.growth(pd.DataFrame({"P": [1, 10, 100], "y": [2, 20, 200]}), "P", "y")
     assert line.slope == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("s", [0.5, 1.0])
+def test_growth_exponent_recovers_the_exponent_under_a_fixed_part(s):
+    """Memory as kept activations: a fixed part (work arrays) plus b·L^s; a log-log slope
+    of the whole would be bent below s by the fixed part, the exponent fit is not."""
+    L = np.array([2, 4, 8, 16, 32, 64], float)
+    noise = np.array([1.01, 0.99, 1.0, 1.02, 0.98, 1.0])
+    y = (4.0 + 2.0 * L**s) * noise
+    got = fits.growth_exponent(L, y)
+    assert abs(got.value - s) <= 3 * got.se + 0.02
+    assert got.se < 0.15
+    assert fits.fit_line(np.log(L), np.log(y)).slope < s - 0.1  # the bent slope
+
+
+def test_growth_exponent_needs_four_depths():
+    assert fits.growth_exponent(np.array([2, 4, 8.0]), np.array([1, 2, 3.0])) is None

@@ -7,6 +7,10 @@ are listed as unavailable. Compilation (JAX's jit) happens in ``prepare``, so on
 is timed. PyTorch runs with as many threads as numpy's BLAS; JAX (XLA) picks its own
 thread pool, which cannot be changed once it has started.
 
+Each is written as a practitioner would: torch-backprop gives every weight matrix and bias
+its own leaf tensor, as a model's parameters are (autograd's backward of a slice of one
+flat θ would fill a zero tensor of all P numbers for every slice: 2L of them).
+
 Cost and memory: reverse mode does backprop's work and stores the same activations.
 jacfwd pushes P *dense* tangents through every layer, the identity basis included: 2L−1
 layer steps per tangent (no sparsity exploited, unlike gradbench's forward-mode), and
@@ -14,6 +18,10 @@ every intermediate carries P·B·N tangent numbers.
 """
 
 from __future__ import annotations
+
+import warnings
+
+import numpy as np
 
 from gradbench import environment
 from gradbench.methods.backprop import reverse_mode_cost, reverse_mode_memory
@@ -37,19 +45,28 @@ def dense_forward_memory(net: Network, B: int) -> float:
     return net.itemsize * (net.P**2 + 3 * net.L * net.P * B * net.N + net.P)
 
 
-def written_for(problem: Problem, act, logsumexp):
-    """gradbench's loss, written once for a tensor library: ``act`` and ``logsumexp``
-    come from that library, everything else (``@``, reshape, indexing) both share."""
-    net = problem.net
+def layers_of(theta, net: Network) -> list:
+    """θ's layers as (W (N, N), b (N,) or None) pairs of views, for any array library."""
     N, size = net.N, net.layer_size
+    return [
+        (
+            theta[l * size : l * size + N * N].reshape(N, N),
+            theta[l * size + N * N : (l + 1) * size] if net.bias else None,
+        )
+        for l in range(net.L)
+    ]
 
-    def loss(theta, X, target, rows):
+
+def written_for(problem: Problem, act, logsumexp):
+    """gradbench's loss, written once for a tensor library, over the layers' (W, b) pairs
+    (:func:`layers_of`): ``act`` and ``logsumexp`` come from that library, everything else
+    (``@``, indexing) both share."""
+    net = problem.net
+
+    def loss(layers, X, target, rows):
         h = X
-        for l in range(net.L):
-            block = theta[l * size : (l + 1) * size]
-            z = h @ block[: N * N].reshape(N, N)
-            if net.bias:
-                z = z + block[N * N :]
+        for l, (W, b) in enumerate(layers):
+            z = h @ W if b is None else h @ W + b
             h = z if l == net.L - 1 else act(z)
         if net.loss == "cross_entropy":
             return (logsumexp(h) - h[rows, target]).mean()
@@ -71,7 +88,7 @@ class _Torch(Method):
         # copies: torch refuses to share gradbench's read-only arrays without a warning
         X, target = torch.tensor(problem.X), torch.tensor(problem.target)
         rows = torch.arange(problem.B)
-        return torch, lambda theta: loss(theta, X, target, rows)
+        return torch, lambda layers: loss(layers, X, target, rows)
 
 
 class TorchBackprop(_Torch):
@@ -82,16 +99,34 @@ class TorchBackprop(_Torch):
         return reverse_mode_cost(net)
 
     def memory(self, net: Network, B: int) -> float:
-        return reverse_mode_memory(net, B) + net.itemsize * net.P  # + its copy of θ
+        return reverse_mode_memory(net, B)
 
     def prepare(self, problem: Problem) -> GradFn:
         torch, loss = self._loss(problem)
+        net = problem.net
+
+        def leaf(array, grad):
+            if array is None:
+                return None
+            with warnings.catch_warnings():  # θ is read-only; autograd never writes a leaf
+                warnings.simplefilter("ignore", UserWarning)
+                tensor = torch.from_numpy(array).requires_grad_()
+            tensor.grad = grad  # backward adds into it, in place
+            return tensor
 
         def grad_fn(theta: Array) -> tuple[float, Array]:
-            t = torch.tensor(theta, requires_grad=True)  # a copy: θ is read-only
-            value = loss(t)
+            # One leaf per weight matrix and bias, as a model's parameters are: autograd's
+            # backward of a slice of one flat leaf fills a zero tensor of all P numbers per
+            # slice. Their gradients accumulate into views of one flat buffer, returned whole.
+            flat = np.zeros_like(theta)
+            grads = layers_of(torch.from_numpy(flat), net)
+            layers = [
+                (leaf(W, dW), leaf(b, db))
+                for (W, b), (dW, db) in zip(layers_of(theta, net), grads, strict=True)
+            ]
+            value = loss(layers)
             value.backward()
-            return float(value.detach()), t.grad.numpy()
+            return float(value.detach()), flat
 
         return grad_fn
 
@@ -108,11 +143,11 @@ class TorchForward(_Torch):
 
     def prepare(self, problem: Problem) -> GradFn:
         torch, loss = self._loss(problem)
-        jac = torch.func.jacfwd(loss)
+        jac = torch.func.jacfwd(lambda t: loss(layers_of(t, problem.net)))
 
         def grad_fn(theta: Array) -> tuple[float, Array]:
             t = torch.tensor(theta)  # a copy: θ is read-only
-            return float(loss(t)), jac(t).numpy()
+            return float(loss(layers_of(t, problem.net))), jac(t).numpy()
 
         return grad_fn
 
@@ -128,7 +163,6 @@ class _Jax(Method):
     def prepare(self, problem: Problem) -> GradFn:
         import jax
         import jax.numpy as jnp
-        import numpy as np
 
         jax.config.update("jax_enable_x64", True)
         acts = {"tanh": jnp.tanh, "relu": jax.nn.relu, "sigmoid": jax.nn.sigmoid}
@@ -136,15 +170,20 @@ class _Jax(Method):
         X, target, rows = jnp.asarray(problem.X), jnp.asarray(problem.target), jnp.arange(problem.B)
 
         def f(theta):
-            return loss(theta, X, target, rows)
+            return loss(layers_of(theta, problem.net), X, target, rows)
 
         both = jax.jit(lambda theta: (f(theta), getattr(jax, self.transform)(f)(theta)))
-        jax.block_until_ready(both(jnp.asarray(problem.theta0)))  # compile now, untimed
+        theta0 = jnp.asarray(problem.theta0)
+        jax.block_until_ready(both(theta0))  # compile now, untimed
 
         def grad_fn(theta: Array) -> tuple[float, Array]:
             value, grad = jax.block_until_ready(both(theta))
             return float(value), np.asarray(grad)
 
+        # XLA's own count of what one call allocates beyond its arguments: its CPU runtime
+        # keeps buffers between calls, which the resident-memory peak then misses
+        used = both.lower(theta0).compile().memory_analysis()
+        grad_fn.stats = {"allocator_bytes": used.temp_size_in_bytes + used.output_size_in_bytes}
         return grad_fn
 
 
