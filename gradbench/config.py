@@ -64,7 +64,7 @@ class Settings:
     hard_limit_s: float = 20.0
     max_time_s: float = 0.2
     cell_time_s: float = 1.5
-    prepare_budget_s: float = 60.0
+    prepare_budget_s: float = 10.0
     methods: tuple[str, ...] | None = None
     train: TrainSettings = field(default_factory=TrainSettings)
 
