@@ -20,8 +20,9 @@ exp(log t̂ ± t_q · √(v_fwd + v_m)); each law's variance v holds two parts:
   it is zero for a law on its theory slope and for a law without theory (the crossover
   laws of gradient-free optimizers).
 
-The parts are independent (different cells, different quantities), so their variances
-add; t_q is Student's quantile at the smaller of the laws' degrees of freedom.
+The two laws are fitted on different cells and quantities, and a discrepancy is taken as
+independent of its fit's error, so all the variances add; t_q is Student's quantile at the
+smaller of the laws' degrees of freedom.
 
 The backtest (``backtest``) fits on the cells below a P cutoff and predicts the measured
 cells above it; the report quotes the share inside their interval and the median width
@@ -157,13 +158,11 @@ def predict_times(laws: Laws, P: int, *, forward: bool = True) -> pd.DataFrame:
     """One row per measured method: predicted seconds and interval, or the reason there
     is none; the largest measured P beside it. With ``forward=False`` the cost law alone:
     the prediction is in forward passes, not seconds (the backtest's)."""
-    forward_problem = (
-        None
-        if not forward
-        else "no forward-time law"
-        if laws.forward.empty
-        else law_problem(laws.forward.iloc[0])
-    )
+    forward_problem = None
+    if forward:
+        forward_problem = (
+            "no forward-time law" if laws.forward.empty else law_problem(laws.forward.iloc[0])
+        )
     cost = laws.cost.set_index("method")
     rows = []
     for method in sorted(laws.largest):
