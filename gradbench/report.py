@@ -343,16 +343,19 @@ def predictions_section(g, pres, summary) -> str:
         f"- no prediction for {r.method}: {r.no_prediction}" for r in refused.itertuples()
     )
     cutoff, held = predict.backtest_at_median(g, pres)
+    inside, width = predict.coverage(held)
     check = (
         f"Backtest: cost laws fitted on the cells below P = {cutoff:.0f} (the median P of the "
         f"cells a law admits) put {int(held.inside.sum())} of {len(held)} measured cells above "
-        "it inside their intervals."
+        f"it inside their intervals ({inside:.0%}; median width ×{width:.3g}, hi ÷ lo), each "
+        "cell predicted from its own measured forward pass."
         if len(held)
         else "Backtest: no cell above the median P had a law to predict it."
     )
     parts = [
         "Every row below is **predicted**, not measured: forward-time law × cost law, with a "
-        "95 % prediction interval propagated from both fits' covariance (predict.py). " + check,
+        "95 % prediction interval from both fits' errors and, beyond the measured range, the "
+        "gap between each law's slope and its theory (predict.py). " + check,
         "",
         "\n".join(sentences),
         "",

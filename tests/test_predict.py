@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import report_fixtures as fx
 
-from gradbench import analysis, predict
+from gradbench import analysis, fits, predict
 
 
 def test_a_known_law_is_recovered_within_its_interval_far_beyond_the_data(g, pres):
@@ -56,33 +56,61 @@ def test_memory_prediction_from_the_measured_scale(g, pres):
     assert got.value == pytest.approx(truth, rel=1e-6) and got.lo <= got.value <= got.hi
 
 
-def power_law_cells(seed: int = 0) -> pd.DataFrame:
-    """Cells whose forward time is 100 ns per weight and whose methods cost exactly 3 and
-    2P forward passes, with 5 % noise: the laws predict hold by construction."""
+def power_law_cells(seed: int = 0, dispatch: float = 0.0, fd_max_P: float = math.inf):
+    """Cells whose forward pass costs 100 ns per weight plus ``dispatch`` seconds per layer,
+    and whose methods are backprop (3 forward passes) and fd-central (2P forward passes of
+    the work alone: batched, it pays no per-call dispatch), with 5 % noise. Without
+    dispatch the laws predict hold by construction; with it the cost law curves (its slope
+    falls from 2 towards 1 as the work outgrows the dispatch), as measured ones do.
+    fd-central is timed up to ``fd_max_P``, as a sweep's budget would stop it."""
     rng = np.random.default_rng(seed)
     rows = []
     for N in (8, 16, 32, 64, 128, 256, 512, 1024):
         for L in (1, 2, 4):
             P = L * (N * N + N)
-            fwd = 1e-7 * P * np.exp(rng.normal(0, 0.05))
+            work = 1e-7 * P
+            fwd = (work + dispatch * L) * np.exp(rng.normal(0, 0.05))
             base = {"N": N, "L": L, "P": P, "B": 64, "bias": True, "status": "ok"}
             rows.append(base | {"method": "forward", "kind": "reference", "time_median_s": fwd})
-            for method, kind, r in (
-                ("backprop", "exact", 3.0),
-                ("fd-central", "approximate", 2.0 * P),
+            for method, kind, t in (
+                ("backprop", "exact", 3.0 * fwd),
+                ("fd-central", "approximate", 2.0 * P * work),
             ):
-                r *= np.exp(rng.normal(0, 0.05))
+                if method == "fd-central" and P > fd_max_P:
+                    continue
+                t *= np.exp(rng.normal(0, 0.05))
                 rows.append(
                     base
                     | {
                         "method": method,
                         "kind": kind,
-                        "time_median_s": r * fwd,
+                        "time_median_s": t,
                         "forward_time_s": fwd,
-                        "ratio_to_forward": r,
+                        "ratio_to_forward": t / fwd,
                     }
                 )
     return pd.DataFrame(rows).reindex(columns=analysis.REQUIRED + ["status"] + analysis.OPTIONAL)
+
+
+def test_the_interval_adds_the_gap_to_theory_beyond_the_fitted_range_only():
+    # a noiseless line of slope 1.2 fitted on log P ∈ [0, 2]; theory says 1
+    line = fits.Line(0.0, 1.2, np.zeros((2, 2)), 0.0, 10, 0.0, 2.0)
+    assert predict.spread(line, 1.0, 1.5) == (pytest.approx(1.8), 0.0)
+    assert predict.spread(line, 1.0, 5.0)[1] == pytest.approx(0.2 * 3.0)  # 3 beyond the edge
+    assert predict.spread(line, 1.0, -1.0)[1] == pytest.approx(0.2 * 1.0)
+    assert predict.spread(line, math.nan, 5.0)[1] == 0.0  # no theory, no gap to measure
+
+
+def test_a_curved_law_is_covered_far_beyond_the_measured_range(pres):
+    # per-layer dispatch of 15 µs (this machine's): fd-central measured up to P = 20 000
+    cells = power_law_cells(dispatch=15e-6, fd_max_P=20_000)
+    laws = predict.laws_of(cells, pres)
+    law = laws.cost.set_index("method").loc["fd-central"]
+    assert 1.05 < law.slope < 1.3  # curved: steeper than theory, as measured ones are
+    for P in (10**6, 25_000_000):
+        truth = 2.0 * P * 1e-7 * P  # 2P forward passes of the work alone
+        row = predict.predict_times(laws, P).set_index("method").loc["fd-central"]
+        assert row.lo_s <= truth <= row.hi_s  # the fit's own error alone misses it
 
 
 def test_backtest_holds_out_the_cells_above_the_cutoff_and_covers_them(pres):
@@ -95,6 +123,24 @@ def test_backtest_holds_out_the_cells_above_the_cutoff_and_covers_them(pres):
         predict.backtest(power_law_cells(seed), pres, 200_000).inside.mean() for seed in range(5)
     ]
     assert np.mean(shares) >= 0.85
+
+
+def test_backtest_of_a_curved_law_covers_it_with_usable_intervals(pres):
+    # fitted below P = 20 000, predicted up to 200× beyond; only the cost law is held out
+    runs = [
+        predict.backtest(power_law_cells(seed, dispatch=15e-6), pres, 20_000, forward_below=False)
+        for seed in range(5)
+    ]
+    shares, widths = zip(*(predict.coverage(held) for held in runs), strict=True)
+    assert all(len(held) > 8 for held in runs)
+    assert np.mean(shares) >= 0.8 and np.median(widths) < 50
+
+
+def test_the_backtest_cutoff_is_a_quantile_of_the_law_cells(g, pres):
+    for share in (0.5, 0.4):
+        cutoff, held = predict.backtest_at_median(g, pres, share)
+        assert cutoff == fits.law_cells(g).P.quantile(share) and (held.P >= cutoff).all()
+    assert all(math.isnan(v) for v in predict.coverage(held.iloc[:0]))
 
 
 def test_backtest_holds_out_only_cells_a_law_would_admit(g, pres):
