@@ -416,7 +416,9 @@ def memory_section(g: pd.DataFrame, pres) -> str | None:
             else None
         )
         declared = (cells.memory_model_bytes / cells.peak_rss_bytes).median()
-        kept = activations(cells)
+        # s only where activations are kept: a one-layer method's peak less its gradient
+        # still grows like P (its P-sized tangents and buffers), which s would misread
+        kept = activations(cells) if model and analysis.MEMORY_EXPONENT[model] > 0 else None
         rows.append(
             {
                 "method": method,
@@ -439,7 +441,8 @@ def memory_section(g: pd.DataFrame, pres) -> str | None:
         "forward mode and finite differences ∝ B·N + P. Since P grows like L too, the "
         "log-log slope of the whole mixes both terms; *s* separates them: the peak less the "
         "gradient returned (P numbers) is fitted as a + b·L^s, the exponent with which the "
-        "activations kept grow (theory 1, ½ and 0). Where a library states what one call "
+        "activations kept grow (theory 1 and ½; not fitted for the methods that keep one "
+        "layer's, whose other buffers are P-sized). Where a library states what one call "
         "allocates (XLA's compiled memory analysis, `allocator_bytes`), its count is "
         "compared too: XLA's CPU runtime keeps buffers from call to call, which the resident "
         "peak then misses.\n\n"
