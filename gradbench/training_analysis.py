@@ -165,8 +165,8 @@ def crossovers(summary: pd.DataFrame) -> pd.DataFrame:
             {
                 "optimizer": name,
                 "family": g.family.iloc[0],
-                "largest_P_reached": g.P[majority].max() if majority.any() else math.nan,
-                "crossover_P": g.P[~majority].min() if (~majority).any() else math.nan,
+                "largest_P_reached": g.P[majority].max(),  # NaN when there is none
+                "crossover_P": g.P[~majority].min(),
             }
         )
     out = pd.DataFrame(rows, columns=["optimizer", "family", "largest_P_reached", "crossover_P"])

@@ -229,6 +229,14 @@ def test_a_runs_cosine_is_its_mean_over_the_recorded_points():
     assert ta.summarize(t).cosine.iloc[0] == pytest.approx(0.9)
 
 
+def test_a_table_without_the_kind_column_counts_every_gradient_as_exact():
+    t = frame(
+        trajectory("gd", "fd-central", 6, 0, [(0, 2.0), (9, 1.0)], kind="approximate"),
+        trajectory("powell", "", 6, 0, [(0, 2.0), (9, 1.0)]),
+    ).drop(columns="kind")
+    assert list(ta.summarize(t).family) == ["gradient", "gradient-free"]
+
+
 def test_summary_is_ordered_by_size_then_family_then_optimizer():
     t = frame(
         trajectory("powell", "", 40, 0, [(0, 2.0), (9, 1.0)]),
@@ -268,6 +276,31 @@ def test_slopes_leave_out_ties_and_zero_evaluations_and_fit_two_sizes_without_er
     assert math.isnan(fit.se)  # two points, one intercept: no residual degree of freedom
     one = ta.slopes(summary_rows(rows[:1])).set_index("group").loc["a"]
     assert math.isnan(one.slope) and one.sizes == 1
+
+
+def test_with_nothing_reached_the_tables_still_have_their_columns():
+    nothing = summary_rows([])
+    assert list(ta.crossovers(nothing).columns) == [
+        "optimizer", "family", "largest_P_reached", "crossover_P",
+    ]  # fmt: skip
+    assert list(ta.slopes(nothing).columns) == ["group", "family", "slope", "se", "sizes"]
+
+
+def test_slopes_keep_one_evaluation_and_give_no_slope_for_sizes_of_equal_P():
+    rows = [("a", "", "gradient-free", p, 1.0, e) for p, e in ((1, 1), (10, 10), (100, 100))]
+    rows += [("b", "", "gradient-free", 12, 1.0, e) for e in (50, 60)]  # (2, 2) and (3, 1)
+    fits = ta.slopes(summary_rows(rows)).set_index("group")
+    assert fits.loc["a", "slope"] == pytest.approx(1.0) and fits.loc["a", "sizes"] == 3
+    assert fits.loc["a", "family"] == "gradient-free"
+    assert math.isnan(fits.loc["b", "slope"]) and fits.loc["b", "sizes"] == 2
+
+
+def test_family_slope_with_unit_spread_of_log_P():
+    """Two optimizers at P = 10 and 100: centred log₁₀ P is ±½ in each, Σx̃² = 1."""
+    rows = [("a", "", "gradient-free", p, 1.0, p) for p in (10, 100)]
+    rows += [("b", "", "gradient-free", p, 1.0, 3 * p) for p in (10, 100)]
+    fam = ta.slopes(summary_rows(rows)).set_index("group").loc["gradient-free"]
+    assert fam.slope == pytest.approx(1.0) and fam.sizes == 4
 
 
 def test_family_slope_error_is_least_squares_with_one_intercept_per_optimizer():
