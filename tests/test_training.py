@@ -12,7 +12,7 @@ import pytest
 from conftest import reference_gradient
 
 import gradbench
-from gradbench import config, optimizers, registry, training
+from gradbench import config, lock, optimizers, registry, training
 from gradbench.cli import main
 from gradbench.methods.backprop import Backprop
 from gradbench.model import Network
@@ -618,44 +618,65 @@ def test_run_all_resumes_an_interrupted_run_and_archives_a_finished_one(
 
 
 def _interrupted(entries, tmp_path, monkeypatch):
-    """A run stopped after its first run (gd) of two (gd, powell)."""
+    """A run stopped after the first (powell) of its three runs."""
     monkeypatch.setenv("GRADBENCH_FINGERPRINT", "machine-a")
-    settings = _tiny(["gd/backprop", "powell"])
+    settings = _tiny(["powell", "gd/backprop", "nelder-mead"])
     with pytest.raises(Interrupt):
         training.run_all(settings, entries, tmp_path, echo=_stop_after_first_run([]))
     return settings
 
 
-def _powell_crashed(entries, tmp_path, monkeypatch):
-    """An interrupted run whose second run (powell) a dead process left in flight."""
+def _gd_crashed(entries, tmp_path, monkeypatch):
+    """An interrupted run whose second run (gd/backprop) a dead process left in flight."""
     settings = _interrupted(entries, tmp_path, monkeypatch)
     run_id = pd.read_csv(tmp_path / "training.csv", dtype=str).run_id.iloc[0]
-    _marker(tmp_path, run_id, ("powell", "", 2, 1, 0))
+    _marker(tmp_path, run_id, ("gd", "backprop", 2, 1, 0))
     return settings
 
 
-def test_run_all_keeps_a_crashed_run_on_resume(entries, tmp_path, monkeypatch):
-    settings, lines = _powell_crashed(entries, tmp_path, monkeypatch), []
+def test_run_all_keeps_a_crashed_run_on_resume_and_goes_on(entries, tmp_path, monkeypatch):
+    settings, lines = _gd_crashed(entries, tmp_path, monkeypatch), []
     frame = training.run_all(settings, entries, tmp_path, echo=lines.append)
     status = frame.groupby("optimizer").status.agg(set).to_dict()
-    assert status == {"gd": {"ok"}, "powell": {"crashed"}}
-    assert lines[-1].startswith("[2/2] powell") and lines[-1].endswith(
-        "on file, crashed (--retry-crashed trains it again)"
-    )
+    assert status == {"powell": {"ok"}, "gd": {"crashed"}, "nelder-mead": {"ok"}}
+    assert set(frame[frame.optimizer == "gd"].kind) == {"exact"}
+    (line,) = [x for x in lines if x.startswith("[2/3] gd/backprop ")]
+    assert line.endswith("on file, crashed (--retry-crashed trains it again)")
 
 
 def test_run_all_trains_a_crashed_run_again_when_asked(entries, tmp_path, monkeypatch):
-    settings, lines = _powell_crashed(entries, tmp_path, monkeypatch), []
+    settings, lines = _gd_crashed(entries, tmp_path, monkeypatch), []
     frame = training.run_all(settings, entries, tmp_path, retry_crashed=True, echo=lines.append)
-    status = frame.groupby("optimizer").status.agg(set).to_dict()
-    assert status == {"gd": {"ok"}, "powell": {"ok"}} and kept(lines) == 1
+    assert set(frame.status) == {"ok"} and set(frame.optimizer) == {"powell", "gd", "nelder-mead"}
+    assert kept(lines) == 1
 
 
 def test_run_all_fresh_archives_an_unfinished_run(entries, tmp_path, monkeypatch):
     settings, lines = _interrupted(entries, tmp_path, monkeypatch), []
     frame = training.run_all(settings, entries, tmp_path, fresh=True, echo=lines.append)
     assert not kept(lines) and any("moved" in line for line in lines)
-    assert set(frame.optimizer) == {"gd", "powell"}
+    assert set(frame.optimizer) == {"powell", "gd", "nelder-mead"}
+
+
+def test_a_run_is_marked_in_flight_while_it_trains_and_the_lock_names_the_run(entries, tmp_path):
+    (tmp_path / lock.HOLDER).write_text(json.dumps({"command": "train", "pid": 1}))
+    seen = []
+
+    class Spy(Backprop):
+        name = "spy"
+
+        def prepare(self, problem):
+            seen.append(InFlight(tmp_path).read())
+            return super().prepare(problem)
+
+    entries = {**entries, "spy": registry.Entry("spy", "test", Spy())}
+    frame = training.run_all(_tiny(["gd/spy"]), entries, tmp_path, echo=lambda line: None)
+    run_id = frame.run_id.iloc[0]
+    assert [(m["what"], m["key"]) for m in seen] == [
+        ("gd/spy N=2 L=1 seed=0", ["gd", "spy", 2, 1, 0, run_id])
+    ]
+    assert InFlight(tmp_path).read() is None
+    assert json.loads((tmp_path / lock.HOLDER).read_text())["run_id"] == run_id
 
 
 def test_an_unavailable_method_is_an_error_row_and_gradient_free_runs_have_no_rate(
