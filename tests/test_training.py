@@ -658,7 +658,7 @@ def test_run_all_fresh_archives_an_unfinished_run(entries, tmp_path, monkeypatch
     assert set(frame.optimizer) == {"powell", "gd", "nelder-mead"}
 
 
-def test_a_run_is_marked_in_flight_while_it_trains_and_the_lock_names_the_run(entries, tmp_path):
+def test_each_run_is_marked_in_flight_on_its_seeds_problem_and_spends_the_budget(entries, tmp_path):
     (tmp_path / lock.HOLDER).write_text(json.dumps({"command": "train", "pid": 1}))
     seen = []
 
@@ -666,17 +666,20 @@ def test_a_run_is_marked_in_flight_while_it_trains_and_the_lock_names_the_run(en
         name = "spy"
 
         def prepare(self, problem):
-            seen.append(InFlight(tmp_path).read())
+            seen.append((InFlight(tmp_path).read(), problem.seed))
             return super().prepare(problem)
 
     entries = {**entries, "spy": registry.Entry("spy", "test", Spy())}
-    frame = training.run_all(_tiny(["gd/spy"]), entries, tmp_path, echo=lambda line: None)
+    settings = _tiny(["gd/spy"])
+    settings = dataclasses.replace(settings, train=dataclasses.replace(settings.train, seeds=2))
+    frame = training.run_all(settings, entries, tmp_path, echo=lambda line: None)
     run_id = frame.run_id.iloc[0]
-    assert [(m["what"], m["key"]) for m in seen] == [
-        ("gd/spy N=2 L=1 seed=0", ["gd", "spy", 2, 1, 0, run_id])
+    assert [(m["what"], m["key"], seed) for m, seed in seen] == [
+        (f"gd/spy N=2 L=1 seed={k}", ["gd", "spy", 2, 1, k, run_id], k) for k in (0, 1)
     ]
     assert InFlight(tmp_path).read() is None
     assert json.loads((tmp_path / lock.HOLDER).read_text())["run_id"] == run_id
+    assert list(frame.groupby("seed").evals.max()) == [60, 60]  # 30 gradients of 2 passes
 
 
 def test_an_unavailable_method_is_an_error_row_and_gradient_free_runs_have_no_rate(
