@@ -411,6 +411,22 @@ def test_unknown_optimizers_are_refused():
     assert training.parse("gd-layerwise/backprop") == ("gd-layerwise", "backprop")
 
 
+def test_the_refusal_names_every_optimizer_and_a_gradient_optimizer_needs_a_method():
+    choices = (
+        "gd/<method>, gd-layerwise/<method>, lbfgs/<method>, cma-es, es, nelder-mead, "
+        "powell, cobyla, differential-evolution, dual-annealing"
+    )
+    with pytest.raises(ValueError) as refused:
+        training.parse("gd")
+    assert str(refused.value) == f"unknown optimizer 'gd'; choose from {choices}"
+    with pytest.raises(ValueError) as refused:
+        training.parse("gd-layerwise/fd-central")
+    assert str(refused.value).startswith(
+        "'gd-layerwise/fd-central': the layer-wise update is defined for backprop only"
+    )
+    assert training.parse("powell") == ("powell", "")
+
+
 def _tiny(names, **train):
     settings = config.load("quick")
     t = config.TrainSettings(
@@ -659,24 +675,26 @@ def test_run_all_fresh_archives_an_unfinished_run(entries, tmp_path, monkeypatch
 
 
 def test_each_run_is_marked_in_flight_on_its_seeds_problem_and_spends_the_budget(entries, tmp_path):
+    """Also: gd's rate is tuned once per size with backprop on the TUNE_SEED problem."""
     (tmp_path / lock.HOLDER).write_text(json.dumps({"command": "train", "pid": 1}))
     seen = []
 
     class Spy(Backprop):
-        name = "spy"
-
         def prepare(self, problem):
             seen.append((InFlight(tmp_path).read(), problem.seed))
             return super().prepare(problem)
 
-    entries = {**entries, "spy": registry.Entry("spy", "test", Spy())}
-    settings = _tiny(["gd/spy"])
+    entries = {**entries, "backprop": registry.Entry("backprop", "test", Spy())}
+    settings = _tiny(["gd/backprop"])
     settings = dataclasses.replace(settings, train=dataclasses.replace(settings.train, seeds=2))
     frame = training.run_all(settings, entries, tmp_path, echo=lambda line: None)
     run_id = frame.run_id.iloc[0]
-    assert [(m["what"], m["key"], seed) for m, seed in seen] == [
-        (f"gd/spy N=2 L=1 seed={k}", ["gd", "spy", 2, 1, k, run_id], k) for k in (0, 1)
-    ]
+    marks = [(f"gd/backprop N=2 L=1 seed={k}", ["gd", "backprop", 2, 1, k, run_id]) for k in (0, 1)]
+    tune = training.TUNE_SEED
+    assert [((m["what"], m["key"]), seed) for m, seed in seen] == [
+        (marks[0], tune), (marks[0], tune), (marks[0], 0), (marks[1], 1)
+    ]  # fmt: skip
+    assert tune >= settings.train.seeds  # a problem no reported run uses
     assert InFlight(tmp_path).read() is None
     assert json.loads((tmp_path / lock.HOLDER).read_text())["run_id"] == run_id
     assert list(frame.groupby("seed").evals.max()) == [60, 60]  # 30 gradients of 2 passes
