@@ -415,7 +415,7 @@ def _rows(settings: Settings, entries: dict, cell: dict, run: Run, lr: float) ->
     method, N = cell["gradient_method"], cell["N"]
     P = settings.network(N, cell["L"]).P
     n_train = settings.train.n_train(N, P)
-    entry = entries.get(method) if method else None
+    entry = entries.get(method)  # None for a gradient-free run (method "")
     fields = cell | {
         "kind": entry.method.kind if entry is not None and entry.available else "",
         "P": P, "status": run.status, "reason": run.reason, "lr": lr, "B": n_train,

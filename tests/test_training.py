@@ -248,6 +248,14 @@ def test_tuning_breaks_a_tie_by_the_smaller_rate():
     assert lr == 0.1 and finals == {0.1: 4.0, 0.3: 4.0, 1.0: 4.0}
 
 
+def test_tuning_scores_each_rate_by_its_runs_final_loss_and_takes_the_lowest():
+    """At η = 0.001 the loss falls slowly and steadily, so the last gradients (evaluations
+    12 and 14, not recorded by count) improve on the last recorded point (10)."""
+    lr, finals = training.tune_lr(Bowl(), BowlGradient(), 14, (0.001, 0.1))
+    slow = training.train(Bowl(), "gd", BowlGradient(), 14, 0.001)
+    assert lr == 0.1 and finals[0.001] == slow.points[-1]["loss"] < slow.points[-2]["loss"]
+
+
 def test_tuning_counts_a_diverging_rate_as_never_reaching_any_loss():
     lr, finals = training.tune_lr(Bowl(), BowlGradient(), 100, (1000.0, 1.0))
     assert lr == 1.0 and finals[1000.0] == math.inf and finals[1.0] < 4.0
