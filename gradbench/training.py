@@ -11,7 +11,7 @@ stands between each optimizer (gradbench.optimizers) and the problem, and
   ever evaluates past E, so every run is deterministic: the same seeds give the same
   losses on every run; only the wall-clock columns differ;
 * records the best loss so far and its training accuracy at geometrically spaced
-  evaluation counts (each 1.5× the last) and whenever the best loss first falls below a
+  evaluation counts (each 1.5× the last) and whenever the best loss first reaches a
   rung 10^(−k/4) of the initial loss, down to 10⁻⁴ of it (so "evaluations to reach a
   tenth of the initial loss" is exact), and at the end the held-out loss and accuracy at
   the best θ.
@@ -138,7 +138,7 @@ class Tracker:
             raise Diverged(f"loss became {loss} after {self.evals:g} evaluations")
         if loss < self.best:
             self.best, self.best_theta = loss, np.array(theta, copy=True)
-        if self.due or (self._rung < LAST_RUNG and self.best < self._rung_loss(self._rung + 1)):
+        if self.due or (self._rung < LAST_RUNG and self.best <= self._rung_loss(self._rung + 1)):
             self.record()
         return loss
 
@@ -172,7 +172,7 @@ class Tracker:
             self._notes = {}
             if self.due:
                 self._next_evals = self.evals * RECORD_GROWTH
-            while self._rung < LAST_RUNG and self.best < self._rung_loss(self._rung + 1):
+            while self._rung < LAST_RUNG and self.best <= self._rung_loss(self._rung + 1):
                 self._rung += 1
 
     def finish(self) -> None:

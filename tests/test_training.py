@@ -101,20 +101,22 @@ def scripted_tracker(budget=100.0):
 
 
 def test_points_are_recorded_as_the_count_grows_by_half_and_at_each_rung():
-    """Rungs are L₀·10^(−k/4) down to L₀·10⁻⁴ (k = 16); L₀ = 1 here."""
+    """Rungs are L₀·10^(−k/4) down to L₀·10⁻⁴ (k = 16); L₀ = 1 here. A point is recorded
+    when the best loss first reaches a rung (≤, as the analysis's target is)."""
     tracker, _ = scripted_tracker()
-    below = {20: 0.5, 21: 0.3, 22: 0.2, 23: 1.5e-4, 24: 5e-5}  # rungs 1, 2, none, 15, 16
+    below = {20: 0.5, 21: 0.3, 22: 0.17, 23: 0.1, 24: 0.1, 25: 1.5e-4, 26: 5e-5, 27: 5e-5}
+    # rungs 1, 2, 3, 4 (exactly 10^−1), none, 15, 16, none; then 1e-6 past the last rung
     theta = np.zeros(4)  # one buffer for every point: the tracker keeps its own copy
-    for i in range(1, 28):
+    for i in range(1, 29):
         theta[:] = (below.get(i, 1.0 if i < 20 else 1e-6), i, 0.0, 0.0)
         tracker.loss(theta)
     points = pd.DataFrame(tracker.points)
     # by count: 1, then each 1.5× the last (1.5 → 2, 3, 4.5 → 5, 7.5 → 8, 12, 18, 27)
-    assert list(points.evals) == [0, 1, 2, 3, 5, 8, 12, 18, 20, 21, 23, 24, 27]
-    assert list(points.loss) == [1.0] * 8 + [0.5, 0.3, 1.5e-4, 5e-5, 1e-6]
+    assert list(points.evals) == [0, 1, 2, 3, 5, 8, 12, 18, 20, 21, 22, 23, 25, 26, 27]
+    assert list(points.loss) == [1.0] * 8 + [0.5, 0.3, 0.17, 0.1, 1.5e-4, 5e-5, 5e-5]
     # accuracy at the best θ: θ₀ (index 0) until the loss first falls below L₀; a tie
-    # (points 26, 27 repeat 25's loss) keeps the first point that reached it
-    assert list(points.accuracy) == [0.0] * 8 + [20, 21, 23, 24, 25]
+    # (points 24 and 27 repeat the best loss) keeps the first point that reached it
+    assert list(points.accuracy) == [0.0] * 8 + [20, 21, 22, 23, 25, 26, 26]
     assert list(points.wall_s) == list(points.evals)  # one second per loss, none recording
 
 
@@ -205,7 +207,7 @@ class BowlGradient:
         return 2.0
 
     def supports(self, problem):
-        return self.declines
+        return self.declines and f"{self.declines} at P = {len(problem.theta0)}"
 
     def prepare(self, problem):
         def grad_fn(theta):
@@ -233,7 +235,8 @@ def test_a_run_whose_optimizer_stops_early_says_so():
 
 def test_a_declining_method_is_a_skipped_run_with_its_reason():
     run = training.train(Bowl(), "gd", BowlGradient(declines="too wide"), budget=10, lr=0.1)
-    assert (run.status, run.reason, run.points) == ("skipped", "declined: too wide", [{"evals": 0}])
+    assert (run.status, run.reason) == ("skipped", "declined: too wide at P = 4")
+    assert run.points == [{"evals": 0}]
 
 
 def test_a_diverging_run_is_an_error_row_with_the_held_out_metrics_at_theta0():

@@ -74,6 +74,23 @@ def test_median_interval_uses_order_statistics():
     assert all(math.isnan(v) for v in ta.median_interval([math.nan]))
 
 
+def test_median_interval_is_the_narrowest_order_statistic_interval_with_the_coverage():
+    """[x₍ₖ₎, x₍ₙ₊₁₋ₖ₎] covers the median with probability 1 − 2·P(Bin(n, ½) ≤ k − 1)."""
+
+    def coverage(n, k):
+        return 1 - 2 * sum(math.comb(n, i) for i in range(k)) / 2**n
+
+    for n in range(1, 41):
+        for level in (0.3, 0.375, 0.45, 0.5, 0.75, 0.8, 0.9, 0.95, 0.99):
+            _, lo, hi = ta.median_interval(range(1, n + 1), level)
+            k = int(lo)
+            assert hi == n + 1 - k
+            assert coverage(n, k) >= level or k == 1  # too few values: the whole range
+            if 2 * (k + 1) <= n + 1:  # the next narrower interval falls short
+                assert coverage(n, k + 1) < level
+    assert ta.median_interval(range(1, 41))[1:] == (14.0, 27.0)  # the textbook x₍₁₄₎, x₍₂₇₎
+
+
 def test_wilson_interval_matches_the_textbook_values():
     assert ta.wilson(5, 10) == pytest.approx((0.2366, 0.7634), abs=1e-4)
     assert ta.wilson(0, 10) == pytest.approx((0.0, 0.2775), abs=1e-4)
@@ -189,6 +206,7 @@ def test_wilson_interval_stays_in_the_unit_interval_and_is_undefined_for_no_runs
 
 def test_median_interval_leaves_out_missing_values():
     assert ta.median_interval([math.nan, 3.0, 1.0, math.nan, 2.0]) == (2.0, 1.0, 3.0)
+    assert ta.median_interval(pd.Series([3.0, None, 1.0], dtype=object)) == (2.0, 1.0, 3.0)
     assert all(math.isnan(v) for v in ta.median_interval([]))
 
 
@@ -235,6 +253,12 @@ def test_a_table_without_the_kind_column_counts_every_gradient_as_exact():
         trajectory("powell", "", 6, 0, [(0, 2.0), (9, 1.0)]),
     ).drop(columns="kind")
     assert list(ta.summarize(t).family) == ["gradient", "gradient-free"]
+
+
+def test_a_table_without_cosine_or_n_test_columns_summarises_them_as_missing():
+    t = frame(trajectory("gd", "backprop", 6, 0, [(0, 2.0), (9, 1.0)]))
+    row = ta.summarize(t.drop(columns=["cosine", "n_test"])).iloc[0]
+    assert math.isnan(row.cosine) and math.isnan(row.n_test) and row.n_train == 20
 
 
 def test_summary_is_ordered_by_size_then_family_then_optimizer():
