@@ -688,12 +688,19 @@ def test_run_all_fresh_archives_an_unfinished_run(entries, tmp_path, monkeypatch
 def test_each_run_is_marked_in_flight_on_its_seeds_problem_and_spends_the_budget(entries, tmp_path):
     """Also: gd's rate is tuned once per size with backprop on the TUNE_SEED problem."""
     (tmp_path / lock.HOLDER).write_text(json.dumps({"command": "train", "pid": 1}))
-    seen = []
+    seen, gradients = [], []
 
     class Spy(Backprop):
         def prepare(self, problem):
             seen.append((InFlight(tmp_path).read(), problem.seed))
-            return super().prepare(problem)
+            grad_fn, run = super().prepare(problem), len(gradients)
+            gradients.append(0)
+
+            def counted(theta):
+                gradients[run] += 1
+                return grad_fn(theta)
+
+            return counted
 
     entries = {**entries, "backprop": registry.Entry("backprop", "test", Spy())}
     settings = _tiny(["gd/backprop"])
@@ -709,6 +716,7 @@ def test_each_run_is_marked_in_flight_on_its_seeds_problem_and_spends_the_budget
     assert InFlight(tmp_path).read() is None
     assert json.loads((tmp_path / lock.HOLDER).read_text())["run_id"] == run_id
     assert list(frame.groupby("seed").evals.max()) == [60, 60]  # 30 gradients of 2 passes
+    assert gradients == [30, 30, 30, 30]  # tuning runs spend the same budget
 
 
 def test_an_unavailable_method_is_an_error_row_and_gradient_free_runs_have_no_rate(
