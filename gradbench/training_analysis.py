@@ -63,7 +63,8 @@ def family(kind: str, method: str) -> str:
 def median_interval(values, level: float = LEVEL) -> tuple[float, float, float]:
     """(median, lo, hi): the order-statistic interval of the median, coverage ≥ level
     (the whole range when there are too few values for that coverage)."""
-    x = np.sort(np.asarray(values, dtype=float)[~np.isnan(np.asarray(values, dtype=float))])
+    x = np.asarray(values, dtype=float)
+    x = np.sort(x[~np.isnan(x)])
     n = len(x)
     if not n:
         return math.nan, math.nan, math.nan
@@ -93,9 +94,9 @@ def wilson(successes: int, n: int) -> tuple[float, float]:
 def runs(trajectories: pd.DataFrame) -> pd.DataFrame:
     """One row per run: initial and final loss, accuracies, held-out metrics, evaluations
     and time spent, the target, evaluations to reach it (NaN if never), mean cosine."""
-    t = tidy(trajectories).reset_index(drop=True)
-    t = t.sort_values(RUN + ["evals"], kind="stable")  # the final point stays last
-    groups = t.groupby(RUN, sort=False)
+    # pandas sorts on several columns stably: the final point stays last
+    t = tidy(trajectories).sort_values(RUN + ["evals"])
+    groups = t.groupby(RUN)
     first = groups.head(1).set_index(RUN)
     last = groups.tail(1).set_index(RUN)
     out = last.drop(columns=["loss"]).assign(initial_loss=first["loss"], final_loss=last["loss"])
@@ -144,7 +145,7 @@ def _cell(key: tuple, g: pd.DataFrame) -> dict:
     row["reached"] = reached / len(g)
     row["reached_lo"], row["reached_hi"] = wilson(reached, len(g))
     for column in ("initial_loss", "target_loss", "evals", "wall_s", "cosine"):
-        row[column] = float(ok[column].median()) if column in ok and len(ok) else math.nan
+        row[column] = float(ok[column].median()) if column in ok else math.nan
     for column in ("budget_evals", "lr", "n_train", "n_test"):
         row[column] = g[column].iloc[0] if column in g else math.nan
     return row
@@ -165,8 +166,8 @@ def crossovers(summary: pd.DataFrame) -> pd.DataFrame:
             {
                 "optimizer": name,
                 "family": g.family.iloc[0],
-                "largest_P_reached": g.P[majority].max() if majority.any() else math.nan,
-                "crossover_P": g.P[~majority].min() if (~majority).any() else math.nan,
+                "largest_P_reached": g.P[majority].max(),  # NaN when there is none
+                "crossover_P": g.P[~majority].min(),
             }
         )
     out = pd.DataFrame(rows, columns=["optimizer", "family", "largest_P_reached", "crossover_P"])

@@ -1,18 +1,24 @@
 """gradbench.training: the tracker's budget, runs, held-out metrics, resume and the CLI."""
 
 import dataclasses
+import json
 import math
+import re
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 import pytest
 from conftest import reference_gradient
 
-from gradbench import config, optimizers, registry, training
+import gradbench
+from gradbench import config, lock, optimizers, registry, training
 from gradbench.cli import main
 from gradbench.methods.backprop import Backprop
+from gradbench.model import Network
 from gradbench.problem import make_problem
 from gradbench.results import TRAINING_COLUMNS
+from gradbench.supervisor import InFlight
 
 TIME_COLUMNS = ["wall_s", "run_id"]
 TINY = """
@@ -53,6 +59,209 @@ class Counting:
     def losses(self, thetas):
         self.calls += len(thetas)
         return self._problem.losses(thetas)
+
+
+class Scripted:
+    """A problem stand-in for the tracker: the loss at θ is θ[0] (a test chooses each
+    loss by the point it evaluates), the training accuracy θ[1], the held-out loss and
+    accuracy θ[2] and θ[3]. ``clock`` is a test clock: each loss advances it one second,
+    each recording call 100 (recording is not timed)."""
+
+    def __init__(self, theta0=(1.0, 0.0, 0.0, 0.0)):
+        self.theta0, self.now = np.array(theta0), 0.0
+
+    def clock(self):
+        return self.now
+
+    def loss(self, theta):
+        self.now += 1.0
+        return float(theta[0])
+
+    def losses(self, thetas):
+        self.now += len(thetas)
+        return np.array(thetas)[:, 0]
+
+    def _recorded(self, value):
+        self.now += 100.0
+        return float(value)
+
+    def accuracy(self, theta):
+        return self._recorded(theta[1])
+
+    def test_loss(self, theta):
+        return self._recorded(theta[2])
+
+    def test_accuracy(self, theta):
+        return self._recorded(theta[3])
+
+
+def scripted_tracker(budget=100.0):
+    problem = Scripted()
+    return training.Tracker(problem, budget, clock=problem.clock), problem
+
+
+def test_points_are_recorded_as_the_count_grows_by_half_and_at_each_rung():
+    """Rungs are L₀·10^(−k/4) down to L₀·10⁻⁴ (k = 16); L₀ = 1 here. A point is recorded
+    when the best loss first reaches a rung (≤, as the analysis's target is)."""
+    tracker, _ = scripted_tracker()
+    below = {20: 0.5, 21: 0.3, 22: 0.17, 23: 0.1, 24: 0.1, 25: 1.5e-4, 26: 5e-5, 27: 5e-5}
+    # rungs 1, 2, 3, 4 (exactly 10^−1), none, 15, 16, none; then 1e-6 past the last rung
+    theta = np.zeros(4)  # one buffer for every point: the tracker keeps its own copy
+    for i in range(1, 29):
+        theta[:] = (below.get(i, 1.0 if i < 20 else 1e-6), i, 0.0, 0.0)
+        tracker.loss(theta)
+    points = pd.DataFrame(tracker.points)
+    # by count: 1, then each 1.5× the last (1.5 → 2, 3, 4.5 → 5, 7.5 → 8, 12, 18, 27)
+    assert list(points.evals) == [0, 1, 2, 3, 5, 8, 12, 18, 20, 21, 22, 23, 25, 26, 27]
+    assert list(points.loss) == [1.0] * 8 + [0.5, 0.3, 0.17, 0.1, 1.5e-4, 5e-5, 5e-5]
+    # accuracy at the best θ: θ₀ (index 0) until the loss first falls below L₀; a tie
+    # (points 24 and 27 repeat the best loss) keeps the first point that reached it
+    assert list(points.accuracy) == [0.0] * 8 + [20, 21, 22, 23, 25, 26, 26]
+    assert list(points.wall_s) == list(points.evals)  # one second per loss, none recording
+
+
+def test_a_budget_of_whole_gradients_allows_every_one_of_them_despite_rounding():
+    tracker, _ = scripted_tracker(budget=0.3)
+    for _ in range(3):
+        tracker.charge(0.1)  # 0.1 + 0.1 + 0.1 = 0.30000000000000004 > 0.3
+    with pytest.raises(training.BudgetSpent):
+        tracker.charge(0.1)
+    assert tracker.evals == pytest.approx(0.3)
+
+
+def test_a_population_with_room_for_one_evaluates_one():
+    tracker, problem = scripted_tracker(budget=5)
+    thetas = np.array([[0.9, 1, 0, 0], [0.8, 2, 0, 0], [0.7, 3, 0, 0], [0.6, 4, 0, 0]])
+    np.testing.assert_array_equal(tracker.losses(thetas), [0.9, 0.8, 0.7, 0.6])
+    with pytest.raises(training.BudgetSpent):
+        tracker.losses(thetas[::-1] * 0.5)
+    assert tracker.evals == 5 and tracker.best == 0.3
+    assert problem.now - 100 * len(tracker.points) == 1 + 5  # θ₀'s loss and five more
+
+
+def test_a_non_finite_loss_ends_the_run_naming_the_count():
+    tracker, _ = scripted_tracker()
+    tracker.loss(np.array([0.5, 0, 0, 0]))
+    with pytest.raises(training.Diverged, match=r"^loss became nan after 2 evaluations$"):
+        tracker.loss(np.array([math.nan, 0, 0, 0]))
+    with pytest.raises(training.Diverged, match=r"^loss became inf after 3 evaluations$"):
+        tracker.loss(np.array([math.inf, 0, 0, 0]))
+
+
+def test_a_note_goes_on_the_next_recorded_point_only():
+    tracker, _ = scripted_tracker()
+    tracker.note(cosine=0.5)
+    for _ in range(2):
+        tracker.loss(np.array([1.0, 0, 0, 0]))  # both recorded (by count)
+    assert [p.get("cosine") for p in tracker.points] == [None, 0.5, None]
+
+
+def test_a_diagnostic_gradient_is_neither_counted_nor_timed():
+    tracker, problem = scripted_tracker()
+    tracker.loss(np.array([1.0, 0, 0, 0]))
+
+    def grad_fn(theta):
+        problem.now += 7.0
+        return 99.0, 2 * theta
+
+    np.testing.assert_array_equal(tracker.diagnose(grad_fn, np.ones(4)), [2, 2, 2, 2])
+    assert tracker.evals == 1 and tracker.wall_s == 1
+
+
+def test_the_last_point_has_the_held_out_metrics_at_the_best_theta_untimed():
+    tracker, _ = scripted_tracker()
+    tracker.loss(np.array([0.5, 0.25, 7.0, 0.9]))  # the best
+    tracker.loss(np.array([0.7, 0.5, 8.0, 0.8]))
+    tracker.finish()
+    last = tracker.points[-1]
+    assert (last["loss"], last["accuracy"], last["test_loss"], last["test_accuracy"]) == (
+        0.5, 0.25, 7.0, 0.9,
+    )  # fmt: skip
+    assert (last["evals"], last["wall_s"]) == (2, 2)
+    assert all("test_loss" not in p for p in tracker.points[:-1])
+
+
+class Bowl(Scripted):
+    """Σθ² from θ₀ = (1, 1, 1, 1): a problem gradient descent's steps are known on."""
+
+    net = "any network"
+
+    def __init__(self):
+        super().__init__((1.0, 1.0, 1.0, 1.0))
+
+    def loss(self, theta):
+        return float(theta @ theta)
+
+
+class BowlGradient:
+    """A gradient method stand-in for Bowl: 2θ at cost 2; ``scale`` 0 gives a zero
+    gradient, ``loss`` replaces the loss it reports."""
+
+    name, kind = "bowl", "exact"
+
+    def __init__(self, declines=None, scale=2.0, loss=None):
+        self.declines, self.scale, self.reported = declines, scale, loss
+
+    def cost(self, net):
+        assert net == "any network"
+        return 2.0
+
+    def supports(self, problem):
+        return self.declines and f"{self.declines} at P = {len(problem.theta0)}"
+
+    def prepare(self, problem):
+        def grad_fn(theta):
+            with np.errstate(over="ignore", invalid="ignore"):
+                loss = float(theta @ theta) if self.reported is None else self.reported
+                return loss, self.scale * theta
+
+        return grad_fn
+
+
+def test_gd_takes_its_first_step_against_the_gradient_at_its_learning_rate():
+    run = training.train(Bowl(), "gd", BowlGradient(), budget=4, lr=0.1)  # two gradients
+    np.testing.assert_allclose(run.theta, [0.8, 0.8, 0.8, 0.8])  # θ₀ − 0.1·2θ₀
+    assert (run.status, run.reason) == ("ok", "")
+    assert [p["evals"] for p in run.points] == [0, 2, 4, 4]  # recorded by count, then last
+    last = run.points[-1]
+    assert last["loss"] == pytest.approx(2.56) and last["test_loss"] == pytest.approx(0.8)
+
+
+def test_a_run_whose_optimizer_stops_early_says_so():
+    run = training.train(Bowl(), "lbfgs", BowlGradient(), budget=1000)
+    assert (run.status, run.reason) == ("ok", "converged before the budget")
+    assert run.points[-1]["evals"] < 1000 and run.points[-1]["loss"] < 1e-12
+
+
+def test_a_declining_method_is_a_skipped_run_with_its_reason():
+    run = training.train(Bowl(), "gd", BowlGradient(declines="too wide"), budget=10, lr=0.1)
+    assert (run.status, run.reason) == ("skipped", "declined: too wide at P = 4")
+    assert run.points == [{"evals": 0}]
+
+
+def test_a_diverging_run_is_an_error_row_with_the_held_out_metrics_at_theta0():
+    run = training.train(Bowl(), "gd", BowlGradient(loss=math.nan), budget=10, lr=0.1)
+    assert (run.status, run.reason) == ("error", "Diverged: loss became nan after 2 evaluations")
+    last = run.points[-1]
+    assert (last["evals"], last["loss"], last["test_loss"]) == (2, 4.0, 1.0)
+
+
+def test_tuning_breaks_a_tie_by_the_smaller_rate():
+    lr, finals = training.tune_lr(Bowl(), BowlGradient(scale=0.0), 20, (0.3, 0.1, 1.0))
+    assert lr == 0.1 and finals == {0.1: 4.0, 0.3: 4.0, 1.0: 4.0}
+
+
+def test_tuning_scores_each_rate_by_its_runs_final_loss_and_takes_the_lowest():
+    """At η = 0.001 the loss falls slowly and steadily, so the last gradients (evaluations
+    12 and 14, not recorded by count) improve on the last recorded point (10)."""
+    lr, finals = training.tune_lr(Bowl(), BowlGradient(), 14, (0.001, 0.1))
+    slow = training.train(Bowl(), "gd", BowlGradient(), 14, 0.001)
+    assert lr == 0.1 and finals[0.001] == slow.points[-1]["loss"] < slow.points[-2]["loss"]
+
+
+def test_tuning_counts_a_diverging_rate_as_never_reaching_any_loss():
+    lr, finals = training.tune_lr(Bowl(), BowlGradient(), 100, (1000.0, 1.0))
+    assert lr == 1.0 and finals[1000.0] == math.inf and finals[1.0] < 4.0
 
 
 @pytest.mark.parametrize("name", list(optimizers.GRADIENT_FREE))
@@ -213,6 +422,22 @@ def test_unknown_optimizers_are_refused():
     assert training.parse("gd-layerwise/backprop") == ("gd-layerwise", "backprop")
 
 
+def test_the_refusal_names_every_optimizer_and_a_gradient_optimizer_needs_a_method():
+    choices = (
+        "gd/<method>, gd-layerwise/<method>, lbfgs/<method>, cma-es, es, nelder-mead, "
+        "powell, cobyla, differential-evolution, dual-annealing"
+    )
+    with pytest.raises(ValueError) as refused:
+        training.parse("gd")
+    assert str(refused.value) == f"unknown optimizer 'gd'; choose from {choices}"
+    with pytest.raises(ValueError) as refused:
+        training.parse("gd-layerwise/fd-central")
+    assert str(refused.value).startswith(
+        "'gd-layerwise/fd-central': the layer-wise update is defined for backprop only"
+    )
+    assert training.parse("powell") == ("powell", "")
+
+
 def _tiny(names, **train):
     settings = config.load("quick")
     t = config.TrainSettings(
@@ -255,6 +480,115 @@ def test_resume_key_is_the_run_its_configuration_and_the_machine_not_the_plan():
     assert training.CELL == ["optimizer", "gradient_method", "N", "L", "seed"]
     assert set(training.config_of(base)) | {"fingerprint", "run_id"} <= set(TRAINING_COLUMNS)
     assert not training.config_key(base).isdigit()  # a CSV reads it back as text
+
+
+def test_config_key_is_a_prefixed_hash_that_ignores_the_order_of_the_rate_grid():
+    base = _tiny(["gd/backprop"])
+    shuffled = dataclasses.replace(base, train=dataclasses.replace(base.train, lr_grid=(1.0, 0.3)))
+    assert re.fullmatch(r"c[0-9a-f]{12}", training.config_key(base))
+    assert training.config_key(shuffled) == training.config_key(base)
+
+
+def test_config_key_covers_the_recording_rules(monkeypatch):
+    base = _tiny(["gd/backprop"])
+    key = training.config_key(base)
+    monkeypatch.setattr(training, "RECORD", [2.0, *training.RECORD[1:]])
+    assert training.config_key(base) != key
+
+
+def test_config_columns_hold_the_settings_themselves():
+    s = dataclasses.replace(
+        _tiny(["gd/backprop"]), dtype="float32", activation="relu", loss="mse", bias=False
+    )
+    assert training.config_of(s) == {
+        "dtype": "float32", "activation": "relu", "loss_function": "mse", "bias": False,
+        "budget_evals": 60, "n_test": 20, "config": training.config_key(s),
+    }  # fmt: skip
+
+
+def test_run_settings_hold_the_whole_training_profile():
+    s = _tiny(["gd/backprop"])
+    held = json.loads(json.dumps(training.run_settings(s)))
+    assert held["train"]["optimizers"] == ["gd/backprop"] and held["train"]["seeds"] == 1
+    assert held["dtype"] == "float64" and held["record"] == list(training.RECORD)
+
+
+def test_a_training_problem_has_n_train_samples_and_the_held_out_ones():
+    s = dataclasses.replace(
+        _tiny(["gd/backprop"]), dtype="float32", activation="relu", loss="mse", bias=False
+    )
+    p = training.training_problem(s, 3, 2, seed=5)
+    assert p.net == Network(3, 2, "relu", "mse", False, "float32")
+    assert (p.B, p.n_test, p.seed) == (18, 20, 5)  # n_train = max(4·3, P = 2·3²)
+    assert p.theta0.dtype == np.float32
+    again, other = (training.training_problem(s, 3, 2, seed=k) for k in (5, 6))
+    np.testing.assert_array_equal(again.theta0, p.theta0)
+    assert not np.array_equal(other.theta0, p.theta0)
+
+
+def test_plan_runs_sizes_then_seeds_then_optimizers_and_limits_the_gradient_free():
+    s = _tiny(["gd/backprop", "powell"], max_P=(("gradient-free", 6),))
+    s = dataclasses.replace(s, train=dataclasses.replace(s.train, sizes=((2, 1), (3, 1)), seeds=2))
+    assert training.plan(s) == [
+        ("gd", "backprop", 2, 1, 0), ("powell", "", 2, 1, 0),
+        ("gd", "backprop", 2, 1, 1), ("powell", "", 2, 1, 1),
+        ("gd", "backprop", 3, 1, 0), ("gd", "backprop", 3, 1, 1),
+    ]  # fmt: skip
+
+
+def test_rows_carry_the_run_its_cell_and_the_data_sizes():
+    s = _tiny(["gd/backprop"])
+    entries = {
+        "backprop": registry.Entry("backprop", "test", Backprop()),
+        "gone": registry.Entry("gone", "test", reason="needs x"),
+    }
+    cell = {"optimizer": "gd", "gradient_method": "backprop", "N": 2, "L": 1, "seed": 3}
+    run = training.Run([{"evals": 0.0, "loss": 2.0}, {"evals": 9.0, "loss": 1.0}], "ok", "")
+    rows = training._rows(s, entries, cell, run, 0.3)
+    assert [(r["evals"], r["loss"]) for r in rows] == [(0.0, 2.0), (9.0, 1.0)]
+    assert rows[1] == rows[1] | cell | {
+        "kind": "exact", "P": 6, "status": "ok", "reason": "", "lr": 0.3, "B": 8,
+        "n_train": 8, "gradbench": gradbench.__version__,
+    }  # fmt: skip
+    failed = training.Run.failed("error", "unavailable: needs x")
+    for method in ("gone", ""):
+        (row,) = training._rows(s, entries, cell | {"gradient_method": method}, failed, math.nan)
+        assert (row["kind"], row["status"], row["evals"]) == ("", "error", 0.0)
+
+
+def _marker(tmp_path, run_id, key=("gd", "backprop", 2, 1, 0)):
+    InFlight(tmp_path).write(
+        {"what": "gd/backprop N=2", "key": [*key, run_id], "death": "was killed by signal 9"}
+    )
+    return InFlight(tmp_path)
+
+
+def test_a_run_left_in_flight_by_a_dead_process_is_recorded_as_crashed(tmp_path):
+    s, lines, puts = _tiny(["gd/backprop"]), [], []
+    store = SimpleNamespace(run_id="r1", put=puts.append)
+    todo = training.plan(s)
+    training._settle(store, _marker(tmp_path, "r1"), s, {}, todo, lines.append)
+    (rows,) = puts
+    assert [(r["status"], r["reason"], r["seed"]) for r in rows] == [
+        ("crashed", "the process measuring it was killed by signal 9", 0)
+    ]
+    assert lines == [
+        "gradbench: gd/backprop N=2: the process measuring it was killed by signal 9; "
+        "recorded as crashed"
+    ]
+    assert not (tmp_path / InFlight(tmp_path).path.name).exists()
+
+
+def test_a_crash_of_another_run_or_cell_is_not_recorded(tmp_path):
+    s, lines, puts = _tiny(["gd/backprop"]), [], []
+    store = SimpleNamespace(run_id="r1", put=puts.append)
+    todo = training.plan(s)
+    training._settle(store, _marker(tmp_path, "r0"), s, {}, todo, lines.append)
+    training._settle(store, _marker(tmp_path, "r1", ("gd", "backprop", 2, 1, 5)), s, {}, todo,
+                     lines.append)  # fmt: skip
+    training._settle(store, InFlight(tmp_path), s, {}, todo, lines.append)  # no marker
+    assert puts == [] and len(lines) == 2
+    assert lines[0] == "gradbench: gd/backprop N=2 crashed in run r0, not continued here"
 
 
 def kept(lines) -> int:
@@ -308,6 +642,97 @@ def test_run_all_resumes_an_interrupted_run_and_archives_a_finished_one(
     archived = pd.concat(pd.read_csv(f) for f in (tmp_path / "archive").glob("*/training.csv"))
     assert set(archived.fingerprint) == {"machine-a"}
     assert set(pd.read_csv(tmp_path / "training.csv").fingerprint) == {"machine-b"}
+
+
+def _interrupted(entries, tmp_path, monkeypatch):
+    """A run stopped after the first (powell) of its three runs."""
+    monkeypatch.setenv("GRADBENCH_FINGERPRINT", "machine-a")
+    settings = _tiny(["powell", "gd/backprop", "nelder-mead"])
+    with pytest.raises(Interrupt):
+        training.run_all(settings, entries, tmp_path, echo=_stop_after_first_run([]))
+    return settings
+
+
+def _gd_crashed(entries, tmp_path, monkeypatch):
+    """An interrupted run whose second run (gd/backprop) a dead process left in flight."""
+    settings = _interrupted(entries, tmp_path, monkeypatch)
+    run_id = pd.read_csv(tmp_path / "training.csv", dtype=str).run_id.iloc[0]
+    _marker(tmp_path, run_id, ("gd", "backprop", 2, 1, 0))
+    return settings
+
+
+def test_run_all_keeps_a_crashed_run_on_resume_and_goes_on(entries, tmp_path, monkeypatch):
+    settings, lines = _gd_crashed(entries, tmp_path, monkeypatch), []
+    frame = training.run_all(settings, entries, tmp_path, echo=lines.append)
+    status = frame.groupby("optimizer").status.agg(set).to_dict()
+    assert status == {"powell": {"ok"}, "gd": {"crashed"}, "nelder-mead": {"ok"}}
+    assert set(frame[frame.optimizer == "gd"].kind) == {"exact"}
+    (line,) = [x for x in lines if x.startswith("[2/3] gd/backprop ")]
+    assert line.endswith("on file, crashed (--retry-crashed trains it again)")
+
+
+def test_run_all_trains_a_crashed_run_again_when_asked(entries, tmp_path, monkeypatch):
+    settings, lines = _gd_crashed(entries, tmp_path, monkeypatch), []
+    frame = training.run_all(settings, entries, tmp_path, retry_crashed=True, echo=lines.append)
+    assert set(frame.status) == {"ok"} and set(frame.optimizer) == {"powell", "gd", "nelder-mead"}
+    assert kept(lines) == 1
+
+
+def test_run_all_fresh_archives_an_unfinished_run(entries, tmp_path, monkeypatch):
+    settings, lines = _interrupted(entries, tmp_path, monkeypatch), []
+    frame = training.run_all(settings, entries, tmp_path, fresh=True, echo=lines.append)
+    assert not kept(lines) and any("moved" in line for line in lines)
+    assert set(frame.optimizer) == {"powell", "gd", "nelder-mead"}
+
+
+def test_each_run_is_marked_in_flight_on_its_seeds_problem_and_spends_the_budget(entries, tmp_path):
+    """Also: gd's rate is tuned once per size with backprop on the TUNE_SEED problem."""
+    (tmp_path / lock.HOLDER).write_text(json.dumps({"command": "train", "pid": 1}))
+    seen, gradients = [], []
+
+    class Spy(Backprop):
+        def prepare(self, problem):
+            seen.append((InFlight(tmp_path).read(), problem.seed))
+            grad_fn, run = super().prepare(problem), len(gradients)
+            gradients.append(0)
+
+            def counted(theta):
+                gradients[run] += 1
+                return grad_fn(theta)
+
+            return counted
+
+    entries = {**entries, "backprop": registry.Entry("backprop", "test", Spy())}
+    settings = _tiny(["gd/backprop"])
+    settings = dataclasses.replace(settings, train=dataclasses.replace(settings.train, seeds=2))
+    frame = training.run_all(settings, entries, tmp_path, echo=lambda line: None)
+    run_id = frame.run_id.iloc[0]
+    marks = [(f"gd/backprop N=2 L=1 seed={k}", ["gd", "backprop", 2, 1, k, run_id]) for k in (0, 1)]
+    tune = training.TUNE_SEED
+    assert [((m["what"], m["key"]), seed) for m, seed in seen] == [
+        (marks[0], tune), (marks[0], tune), (marks[0], 0), (marks[1], 1)
+    ]  # fmt: skip
+    assert tune >= settings.train.seeds  # a problem no reported run uses
+    assert InFlight(tmp_path).read() is None
+    assert json.loads((tmp_path / lock.HOLDER).read_text())["run_id"] == run_id
+    assert list(frame.groupby("seed").evals.max()) == [60, 60]  # 30 gradients of 2 passes
+    assert gradients == [30, 30, 30, 30]  # tuning runs spend the same budget
+
+
+def test_an_unavailable_method_is_an_error_row_and_gradient_free_runs_have_no_rate(
+    entries, tmp_path
+):
+    entries = {**entries, "gone": registry.Entry("gone", "test", reason="needs x")}
+    settings = _tiny(["gd/gone", "gd/backprop", "powell"])
+    frame = training.run_all(settings, entries, tmp_path, echo=lambda line: None)
+    last = frame.groupby("gradient_method").tail(1).set_index("gradient_method")
+    assert (last.loc["gone", "status"], last.loc["gone", "reason"]) == (
+        "error", "unavailable: needs x",
+    )  # fmt: skip
+    assert last.loc["gone", "lr"] == last.loc["backprop", "lr"] and last.loc["gone", "lr"] in (
+        0.3, 1.0,
+    )  # fmt: skip
+    assert math.isnan(last.loc["", "lr"]) and last.loc["", "status"] == "ok"
 
 
 def test_an_interrupted_run_with_other_settings_is_archived(entries, tmp_path, monkeypatch):
