@@ -315,6 +315,7 @@ def test_rows_of_another_machine_are_archived_and_measured_again(tmp_path):
     assert "another machine (fingerprint machine-a, this one machine-b)" in result.stderr
 
 
+@pytest.mark.timeout(320)  # six gradbench processes: run, train and report, twice
 def test_quick_then_default_on_a_copy_of_the_committed_results(tmp_path):
     """A fresh clone's `make bench-quick` then `make bench`, on a tiny grid: both complete
     with a report; the committed rows are archived, not lost, and not mixed in."""
