@@ -165,6 +165,7 @@ def test_the_memory_section_says_what_checkpointing_buys_back(text, g):
     assert f"checkpointing needs {check / 2**20:.3g} MiB ({check / back:.2f} of it)" in text
 
 
+@pytest.mark.builds_report
 def test_a_first_wave_csv_still_gives_a_report(tmp_path, monkeypatch):
     write_atomic(fx.legacy(fx.gradients()), tmp_path / "gradients.csv")
     monkeypatch.setattr(plots, "save", fake_save)
