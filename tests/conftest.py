@@ -72,6 +72,8 @@ def pytest_collection_modifyitems(items):
     module fixture ``built``) run after the unit tests: mutmut stops a mutant at its first
     failing test, so a mutant that a unit test kills never pays for a build."""
     items.sort(
-        key=lambda item: bool(item.get_closest_marker("builds_report"))
-        or "built" in getattr(item, "fixturenames", ())
+        key=lambda item: (
+            bool(item.get_closest_marker("builds_report"))
+            or "built" in getattr(item, "fixturenames", ())
+        )
     )

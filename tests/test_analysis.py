@@ -1,5 +1,6 @@
 """The report's bookkeeping, one rule per test, on hand-made rows."""
 
+import dataclasses
 import math
 
 import pandas as pd
@@ -182,11 +183,8 @@ def test_memory_model_by_method_then_by_family(pres):
     assert pres.memory_model("backprop-checkpoint", "exact") == "checkpoint"
     assert pres.memory_model("fd-central", "approximate") == "layer"  # by its family
     assert pres.memory_model("my-plugin", "approximate") is None
-
-
-def test_with_family_names_each_rows_family(pres):
-    rows = _rows({"method": "spsa", "N": 2}, {"method": "plug", "N": 2, "kind": "stochastic"})
-    assert list(analysis.with_family(rows, pres).family) == ["stochastic", "other"]
+    by_kind = dataclasses.replace(pres, kinds={"approximate": "finite-differences"})
+    assert by_kind.memory_model("my-plugin", "approximate") == "layer"  # by its kind's family
 
 
 def test_an_interval_needs_both_bounds():

@@ -278,6 +278,8 @@ def test_fit_all_needs_three_cells_and_two_widths_and_fits_the_cost_model():
 
 
 def test_growth_uses_only_positive_rows_and_two_distinct_x():
-    frame = pd.DataFrame({"P": [1, 10, 100, 0, 1000], "y": [2, 20, 200, 5, -1]})
-    assert fits.growth(frame, "P", "y").n == 3
+    frame = pd.DataFrame({"P": [1, 10, 100, 1000, 0, 5], "y": [0.2, 2, 20, 0, 5, -1]})
+    line = fits.growth(frame, "P", "y")  # the first three rows: y = P/5, slope 1
+    assert line.n == 3 and line.slope == pytest.approx(1.0)
     assert fits.growth(pd.DataFrame({"P": [5, 5, 5], "y": [1, 2, 3]}), "P", "y") is None
+    assert fits.growth(pd.DataFrame({"P": [1, 1, 10], "y": [1, 2, 10]}), "P", "y").n == 3

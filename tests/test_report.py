@@ -459,14 +459,15 @@ def test_the_checkpoint_sentence_takes_the_deepest_then_widest_size():
     mib = 2**20
     g = _cells(
         *[{"method": m, "N": N, "L": L, "peak_rss_bytes": f * mib * N * L,
-           "ratio_to_backprop": 1.5, "ratio_to_backprop_lo": 1.4, "ratio_to_backprop_hi": 1.6}
+           "ratio_to_backprop": f * N * L / 8, "ratio_to_backprop_lo": 0.9 * f * N * L / 8,
+           "ratio_to_backprop_hi": 1.1 * f * N * L / 8}
           for m, f in (("backprop", 2.0), ("backprop-checkpoint", 1.0))
           for N, L in ((8, 2), (4, 3), (2, 3))],
         {"method": "backprop", "N": 64, "L": 9, "peak_rss_bytes": mib},
     )  # fmt: skip
     assert report.checkpoint_sentence(g) == (
         "At N = 4, L = 3, B = 64 backprop's gradient needs 24 MiB above the baseline "
-        "(`peak_rss_bytes`); checkpointing needs 12 MiB (0.50 of it) and takes 1.5× [1.4, 1.6] "
+        "(`peak_rss_bytes`); checkpointing needs 12 MiB (0.50 of it) and takes 1.5× [1.35, 1.65] "
         "backprop's time (`ratio_to_backprop`).\n\n"
     )
     assert report.checkpoint_sentence(g[g.method == "backprop"]) == ""
@@ -505,3 +506,78 @@ def test_the_symbolic_section_quotes_how_expression_sizes_grow(tmp_path):
     assert rows[3].endswith("| 2 s | 500 ms | 2 | 14.7 | 2.45 |")
     assert rows[2].endswith("| 500 ms | – | 2.83 | 1.41 |")  # no backprop cell at N = 1
     assert report.symbolic_section(g[g.N == 1]) is None
+
+
+def test_predictions_speak_for_the_first_method_of_each_family_at_the_named_mlp(g, pres):
+    from gradbench import predict
+
+    # a method with one cell, first by name: no law, no row, and the others still listed
+    g = pd.concat([g[g.method == "backprop"].iloc[:1].assign(method="aaa"), g])
+    laws = predict.laws_of(g, pres)
+    P = predict.size_of({"N": 1024, "L": 8}, laws.bias)[0]
+    times = predict.predict_times(laws, P)
+    ok = times[times.no_prediction == ""]
+    text = report.predictions_section(g, pres, None)
+    sentences = [line for line in text.splitlines() if "of the N=1024, L=8 MLP" in line]
+    first = ok.drop_duplicates("family")  # methods in name order: the first of each family
+    assert len(sentences) == len(first) == ok.family.nunique()
+    for r, line in zip(first.itertuples(), sentences, strict=True):
+        assert line == (
+            f"- {pres.by_name(r.family).label}: one gradient by {r.method} of the N=1024, L=8 "
+            f"MLP would take about {predict.plain_duration(r.predicted_s)} (between "
+            f"{predict.plain_duration(r.lo_s)} and {predict.plain_duration(r.hi_s)})."
+        )
+    rows = [line for line in text.splitlines() if line.startswith("| ")][1:]
+    assert len(rows) == len(ok) * len(predict.NAMED_SIZES)  # the refused ones left out
+    r = ok.iloc[0]
+    low, high = report.fmt_time(r.lo_s), report.fmt_time(r.hi_s)
+    assert rows[0] == (
+        f"| MLP of this benchmark, N=1024, L=8 | {P} | {r.method} | "
+        f"{report.fmt_time(r.predicted_s)} ({low} – {high}) | {r.largest_measured_P} |"
+    )
+    refused = times[times.no_prediction != ""]
+    no = [f"- no prediction for {r.method}: {r.no_prediction}" for r in refused.itertuples()]
+    assert len(refused) and text.endswith("\n".join(no))
+    assert text.startswith("Every row below is **predicted**, not measured: ")
+
+
+def test_predicted_evaluations_of_gradient_free_optimizers(g, pres):
+    # evaluations to target = 10·P exactly: the law predicts 10·P at every named size
+    P = [10, 100, 1000, 10000]
+    summary = pd.DataFrame({"optimizer": "nm", "gradient_method": "", "reached": 1.0, "P": P,
+                            "evals_to_target": [10.0 * p for p in P]})  # fmt: skip
+    text = report.predictions_section(g, pres, summary)
+    head = "Gradient-free training, **predicted** evaluations to reach the target:\n\n"
+    table = text[text.index(head) + len(head) :].splitlines()
+    assert table[0] == (
+        "| optimizer | P | predicted evaluations to target (95 %) | largest_measured_P |"
+    )
+    assert table[2].startswith("| nm | 8396800 | 8.4e+07 (")  # N=1024, L=8 with biases
+    assert table[3] == "| nm | 61706 | 6.17e+05 (6.17e+05 – 6.17e+05) | 10000 |"
+
+
+def test_no_prediction_without_an_admissible_law(pres):
+    assert report.predictions_section(_screen_cells(), pres, None) == (
+        "_No law passes the rules for prediction (see the README's honesty rules)._"
+    )
+
+
+def test_training_parts_come_from_the_helpers_or_say_why_not(tmp_path, monkeypatch):
+    t, summary, crossovers, text, figures = report.training_parts(tmp_path)
+    assert t.empty and summary is None and crossovers is None and figures == []
+    assert text == "no training results for this machine (run `gradbench train`)"
+    assert report.training_section(text, None) == (
+        "_No training results for this machine (run `gradbench train`)._"
+    )
+    write_atomic(fx.training_csv(), tmp_path / "training.csv")
+    for name, module in fx.fake_training_modules(tmp_path / "fig.png").items():
+        monkeypatch.setattr(report, name.rsplit(".", 1)[1], module)
+    t, summary, crossovers, text, figures = report.training_parts(tmp_path)
+    assert len(t) == 1 and list(summary.optimizer) == ["nelder-mead"]
+    assert pd.read_csv(tmp_path / "training_summary.csv").P.tolist() == [6]
+    assert crossovers.equals(fx.CROSSOVERS) and figures == [tmp_path / "fig.png"]
+    assert (
+        report.training_section(text, crossovers)
+        == text
+        == ("TRAINING SECTION FROM THE TRAINING HELPER")
+    )
