@@ -323,7 +323,11 @@ def test_crossovers_in_words():
 def test_the_first_screen_leaves_out_families_without_a_line(pres):
     laws = pd.DataFrame([_law("backprop", 0.01, 0.02, 0.0)])
     screen = report.first_screen(_screen_cells(), laws, pres, None, "why")
-    assert screen[0].startswith("**Why backprop: its gradient costs a few forward passes")
+    assert screen[0] == (
+        "**Why backprop: its gradient costs a few forward passes whatever P is; a gradient "
+        "weight by weight costs ∝ P of them.** Measured on this machine (paired intervals in "
+        "brackets):"
+    )
     assert screen[1] == "" and screen[-2:] == ["", report.FIRST_SCREEN_END]
     body = screen[2:-2]
     assert [line.split(",")[0] for line in body] == [
@@ -335,6 +339,8 @@ def test_the_first_screen_leaves_out_families_without_a_line(pres):
 def test_the_machine_line_names_the_machine_runs_and_configuration():
     g = _cells({"method": "m", "N": 4, "run_id": "r1", "fingerprint": "fp", "machine": "CPU",
                 "blas_threads": 2, "numpy": "2.1", "dtype": "float64", "seed": 3},
+               {"method": "m", "N": 8, "run_id": "r2", "fingerprint": "fp", "machine": "CPU",
+                "blas_threads": 4, "numpy": "2.2", "dtype": "float16"},
                {"method": "m", "N": 8, "run_id": "r2", "fingerprint": "fp", "machine": "CPU",
                 "blas_threads": 1, "numpy": "2.0", "dtype": "float32"})  # fmt: skip
     assert report.machine_line(g) == (
@@ -389,7 +395,10 @@ def test_the_laws_table_says_whether_each_law_agrees():
 def test_the_nl_table_shows_each_exponent_beside_its_cost_model():
     nl = pd.DataFrame([{"method": "m", "a": 2.0, "a_se": 0.1, "b": 1.0, "b_se": float("nan"),
                         "a_theory": 2.0, "b_theory": 1.5, "cells": 6}])  # fmt: skip
-    assert report.nl_table(nl).splitlines()[2] == "| m | 2 ± 0.1 | 2 | 1 ± – | 1.5 | 6 |"
+    assert report.nl_table(nl).splitlines()[::2] == [
+        "| method | a (N) ± se | cost model a | b (L) ± se | cost model b | cells |",
+        "| m | 2 ± 0.1 | 2 | 1 ± – | 1.5 | 6 |",
+    ]
     assert report.nl_table(nl[:0]) == "_Too few cells to fit._"
 
 
@@ -404,6 +413,9 @@ def test_correctness_is_the_worst_error_of_each_method_but_backprop():
         {"method": "sp", "N": 2, "kind": "stochastic", "cosine": 0.75, "grad_error": 1.0},
     )  # fmt: skip
     rows = report.correctness_table(g).splitlines()
+    assert rows[0] == (
+        "| method | worst ρ | tolerance | cells wrong | cosine, smallest → largest P |"
+    )
     assert rows[2] == "| fd | 0.003 | 1e-05 | 1 | – |"
     assert rows[3] == "| sp | 1 | – | 0 | 0.75 (P=6) → 0.25 (P=72) |"
     assert len(rows) == 4
@@ -480,7 +492,12 @@ def test_the_memory_section_fits_peak_memory_against_depth_per_method(pres):
                  for m in ("backprop", "my-plugin") for L in (1, 2, 4)],
                {"method": "fd-central", "N": 8, "L": 1, "peak_rss_bytes": 100})  # fmt: skip
     text = report.memory_section(g, pres)
-    assert text.startswith("Peak resident memory above the worker's baseline")
+    assert text.startswith(
+        "Peak resident memory above the worker's baseline for one gradient (`peak_rss_bytes`). "
+        "Theory: backprop ∝ L·B·N + P, checkpointed ∝ √L·B·N + P, forward mode and finite "
+        "differences ∝ B·N + P.\n\n| method | N | B | slope vs log L ± se | theory slope (same "
+        "cells) | declared ÷ measured (median) |"
+    )
     rows = text.splitlines()[-2:]
     assert rows == ["| backprop | 8 | 64 | 1.00 ± 0.00 | 1 | 0.5 |",
                     "| my-plugin | 8 | 64 | 1.00 ± 0.00 | – | 0.5 |"]  # fmt: skip
@@ -499,7 +516,8 @@ def test_the_symbolic_section_quotes_how_expression_sizes_grow(tmp_path):
         "Differentiating the whole loss symbolically gives P derivatives whose size ÷ the "
         "forward pass's grows as P^1.50 ± 0.00; after common-subexpression elimination it "
         "grows as P^0.50 ± 0.00. Sharing the common pieces is what reverse mode does by "
-        "construction.\n\n| method | N | L | P | ops_forward |"
+        "construction.\n\n| method | N | L | P | ops_forward | ops_derivatives | ops_cse | "
+        "prepare_s | time_median_s | ÷ backprop's time | raw ÷ forward | CSE ÷ forward |"
     )
     rows = text.split("\n\n")[1].splitlines()
     # at N = 2 (P = 6): 0.5 s ÷ backprop's 0.25 s, 6^1.5 = 14.7, 6^0.5 = 2.45
