@@ -186,9 +186,10 @@ def test_cost_law_recovers_an_exact_power_and_names_its_cells_by_P(pres):
     rows = [("zz", N, 1, N * N, 1e-3, 1.0, 3.0 * (N * N) ** 2) for N in (8, 4, 16)]
     rows += [("aa", 4, 1, 20, 1e-3, 1.0, 2.0), ("aa", 8, 1, 72, 1e-3, 1.0, 2.0)]
     rows += [("yy", 4, L, 20, 1e-3, 1.0, 2.0) for L in (1, 2, 3)]
+    rows += [("bb", N, 1, N * N, 1e-3, 1.0, 2.0) for N in (40, 80, 160)]  # larger P, first name
     laws = fits.cost_laws(_cells(rows), pres)
-    assert list(laws.method) == ["zz"]
-    law = laws.iloc[0]
+    assert list(laws.method) == ["bb", "zz"]  # by name
+    law = laws.iloc[1]
     assert (law.slope, law.intercept) == (pytest.approx(2.0), pytest.approx(math.log(3)))
     assert law.slope_se == pytest.approx(0, abs=1e-6) and law.sigma == pytest.approx(0, abs=1e-6)
     assert (law.cells, law.P_min, law.P_max) == (3, 16, 256)
