@@ -266,16 +266,18 @@ def test_nl_fit_by_hand_and_without_depths():
 def test_fit_all_needs_three_cells_and_two_widths_and_fits_the_cost_model():
     rows = [("m", N, L, L * N * N, 1e-3, 1e-4 * N**3 * L**2, 10.0)
             for N in (4, 8) for L in (1, 2)]  # fmt: skip
-    rows += [("one-width", 4, L, 16 * L, 1e-3, 1.0, 10.0) for L in (1, 2, 3)]
-    rows += [("two-cells", N, 1, N * N, 1e-3, 1.0, 10.0) for N in (4, 8)]
+    rows += [("b-one-width", 4, L, 16 * L, 1e-3, 1.0, 10.0) for L in (1, 2, 3)]
+    rows += [("a3", N, 1, N * N, 1e-3, 1e-3 * N * N, 10.0) for N in (4, 8, 16)]  # 3 cells
+    rows += [("a2", N, 1, N * N, 1e-3, 1.0, 10.0) for N in (4, 8)]
     cells = _cells(rows)
     cells["loss_evals"] = cells.P  # cost model P·P = L²·N⁴
     nl = fits.fit_all(cells)
-    assert list(nl.method) == ["m"]
-    r = nl.iloc[0]
+    assert list(nl.method) == ["a3", "m"]  # by name; too few cells or one width: no row
+    r = nl.iloc[1]
     assert (r.a, r.b) == (pytest.approx(3.0), pytest.approx(2.0))
     assert (r.a_theory, r.b_theory) == (pytest.approx(4.0), pytest.approx(2.0))
     assert (r.cells, r.N_min, r.N_max, r.L_min, r.L_max) == (4, 4, 8, 1, 2)
+    assert nl.iloc[0].a == pytest.approx(2.0) and math.isnan(nl.iloc[0].b)
 
 
 def test_growth_uses_only_positive_rows_and_two_distinct_x():
