@@ -428,7 +428,7 @@ def test_targets_with_their_notes(pres):
 
     targets = ({"name": "T", "method": "backprop", "column": "ratio_to_forward", "at_most": 3.2,
                 "note": "a note"}, {"name": "U", "method": "nobody", "column": "time_median_s",
-                                    "at_most": 1})  # fmt: skip
+                                    "at_most": 1, "note": "b"})  # fmt: skip
     mine = dataclasses.replace(pres, targets=targets)
     assert report.targets_section(_screen_cells(), mine).splitlines() == [
         "| target | result | missed at | worst ratio |",
@@ -437,6 +437,7 @@ def test_targets_with_their_notes(pres):
         "| U | not measured | – | – |",
         "",
         "- T: a note.",
+        "- U: b.",
     ]
 
 
