@@ -173,7 +173,8 @@ def test_a_first_wave_csv_still_gives_a_report(tmp_path, monkeypatch):
     text = (tmp_path / "REPORT.md").read_text()
     assert "(unpaired: no interval)" in text and not re.search(r"\bnan\b", text)
     assert "## Memory" not in text and "## Differentiate" not in text
-    assert "- Gradient-free training: " in text  # says why there is no crossover, in words
+    # says why there is no crossover, in words
+    assert "- Gradient-free training: no training results for this machine (run `gradbench " in text
 
 
 def test_predict_prints_predictions_beside_the_largest_measured_size(built, capsys):
@@ -600,3 +601,35 @@ def test_training_parts_come_from_the_helpers_or_say_why_not(tmp_path, monkeypat
         == text
         == ("TRAINING SECTION FROM THE TRAINING HELPER")
     )
+
+
+@pytest.mark.builds_report
+def test_build_writes_both_fit_tables_and_says_no_gradient_free_optimizer_ran(
+    tmp_path, monkeypatch
+):
+    from gradbench import analysis, fits
+
+    write_atomic(fx.gradients(), tmp_path / "gradients.csv")
+    write_atomic(fx.training_csv(), tmp_path / "training.csv")
+    for name, module in fx.fake_training_modules(tmp_path / "t.png").items():
+        monkeypatch.setattr(report, name.rsplit(".", 1)[1], module)
+    monkeypatch.setattr(report.training_analysis, "crossovers", lambda s: fx.CROSSOVERS[:0])
+    monkeypatch.setattr(plots, "save", fake_save)
+    text = report.build(tmp_path).read_text()
+    assert "- Gradient-free training: no gradient-free optimizer was trained." in text
+    g = analysis.main_configuration(analysis.latest_machine(fx.gradients()))
+    laws = pd.read_csv(tmp_path / "fits.csv")
+    assert laws.method.iloc[0] == "forward" and len(laws) == 1 + len(
+        fits.cost_laws(g, analysis.load_presentation())
+    )
+    assert list(pd.read_csv(tmp_path / "fits_NL.csv").method) == list(fits.fit_all(g).method)
+
+
+def test_a_table_without_a_measured_cell_is_refused(tmp_path):
+    from gradbench.errors import GradbenchError
+
+    write_atomic(fx.gradients().assign(status="error"), tmp_path / "gradients.csv")
+    with pytest.raises(GradbenchError, match="^" + re.escape(
+        f"{tmp_path / 'gradients.csv'} has no measured cell to report"
+    )):  # fmt: skip
+        report.build(tmp_path)
