@@ -508,11 +508,13 @@ def test_the_memory_section_fits_peak_memory_against_depth_per_method(pres):
 
 def test_the_symbolic_section_quotes_how_expression_sizes_grow(tmp_path):
     # raw derivatives ÷ forward = P^1.5, after CSE P^0.5
-    g = _cells(*[{"method": "symbolic-cse", "N": N, "ops_forward": 10.0,
-                  "ops_derivatives": 10.0 * (N * N + N) ** 1.5,
-                  "ops_cse": 10.0 * (N * N + N) ** 0.5, "time_median_s": 0.5,
-                  "prepare_s": 2.0} for N in (1, 2, 3)],
-               {"method": "backprop", "N": 2, "time_median_s": 0.25})  # fmt: skip
+    # (an expression of one operation counts; a cell without expressions does not)
+    g = _cells(*[{"method": "symbolic-cse", "N": N, "ops_forward": f,
+                  "ops_derivatives": f * (N * N + N) ** 1.5,
+                  "ops_cse": f * (N * N + N) ** 0.5, "time_median_s": 0.5,
+                  "prepare_s": 2.0} for N, f in ((1, 10.0), (2, 10.0), (3, 1.0))],
+               {"method": "backprop", "N": 2, "time_median_s": 0.25,
+                "ops_forward": 0.0})  # fmt: skip
     text = report.symbolic_section(g)
     assert text.startswith(
         "Differentiating the whole loss symbolically gives P derivatives whose size ÷ the "
@@ -525,6 +527,7 @@ def test_the_symbolic_section_quotes_how_expression_sizes_grow(tmp_path):
     # at N = 2 (P = 6): 0.5 s ÷ backprop's 0.25 s, 6^1.5 = 14.7, 6^0.5 = 2.45
     assert rows[3].endswith("| 2 s | 500 ms | 2 | 14.7 | 2.45 |")
     assert rows[2].endswith("| 500 ms | – | 2.83 | 1.41 |")  # no backprop cell at N = 1
+    assert rows[4].startswith("| symbolic-cse | 3 |") and len(rows) == 5
     assert report.symbolic_section(g[g.N == 1]) is None
 
 
@@ -590,17 +593,30 @@ def test_training_parts_come_from_the_helpers_or_say_why_not(tmp_path, monkeypat
         "_No training results for this machine (run `gradbench train`)._"
     )
     write_atomic(fx.training_csv(), tmp_path / "training.csv")
-    for name, module in fx.fake_training_modules(tmp_path / "fig.png").items():
+    calls = {}
+
+    def recorded(name, result):
+        """A helper that returns ``result`` and records what it was given."""
+        return lambda *args: calls.setdefault(name, args) and result
+
+    fakes = fx.fake_training_modules(tmp_path / "fig.png")
+    summary_made = pd.DataFrame({"optimizer": ["nelder-mead"], "P": [6]})
+    fakes["gradbench.training_analysis"].summarize = recorded("summarize", summary_made)
+    fakes["gradbench.training_analysis"].crossovers = recorded("crossovers", fx.CROSSOVERS)
+    fakes["gradbench.training_plots"].draw_all = recorded("draw_all", [tmp_path / "fig.png"])
+    fakes["gradbench.training_report"].section = recorded("section", "TRAINING SECTION")
+    for name, module in fakes.items():
         monkeypatch.setattr(report, name.rsplit(".", 1)[1], module)
     t, summary, crossovers, text, figures = report.training_parts(tmp_path)
     assert len(t) == 1 and list(summary.optimizer) == ["nelder-mead"]
     assert pd.read_csv(tmp_path / "training_summary.csv").P.tolist() == [6]
     assert crossovers.equals(fx.CROSSOVERS) and figures == [tmp_path / "fig.png"]
-    assert (
-        report.training_section(text, crossovers)
-        == text
-        == ("TRAINING SECTION FROM THE TRAINING HELPER")
-    )
+    # each helper is given the trajectories read, the summary made and the plots folder
+    assert calls["summarize"][0] is t and calls["crossovers"][0] is summary_made
+    assert calls["draw_all"][:2] == (t, summary_made)
+    assert calls["draw_all"][2] == tmp_path / "plots"
+    assert calls["section"][0] is t and calls["section"][1] is summary_made
+    assert report.training_section(text, crossovers) == text == "TRAINING SECTION"
 
 
 @pytest.mark.builds_report
