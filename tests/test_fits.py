@@ -278,6 +278,7 @@ def test_fit_all_needs_three_cells_and_two_widths_and_fits_the_cost_model():
     assert (r.a_theory, r.b_theory) == (pytest.approx(4.0), pytest.approx(2.0))
     assert (r.cells, r.N_min, r.N_max, r.L_min, r.L_max) == (4, 4, 8, 1, 2)
     assert nl.iloc[0].a == pytest.approx(2.0) and math.isnan(nl.iloc[0].b)
+    assert list(fits.fit_all(cells[cells.method == "a2"]).columns) == fits.NL_COLUMNS  # no row
 
 
 def test_growth_uses_only_positive_rows_and_two_distinct_x():

@@ -394,11 +394,11 @@ def test_the_laws_table_says_whether_each_law_agrees():
 
 
 def test_the_nl_table_shows_each_exponent_beside_its_cost_model():
-    nl = pd.DataFrame([{"method": "m", "a": 2.0, "a_se": 0.1, "b": 1.0, "b_se": float("nan"),
+    nl = pd.DataFrame([{"method": "m", "a": 2.0, "a_se": 0.1, "b": 1.0, "b_se": 0.2,
                         "a_theory": 2.0, "b_theory": 1.5, "cells": 6}])  # fmt: skip
     assert report.nl_table(nl).splitlines()[::2] == [
         "| method | a (N) ± se | cost model a | b (L) ± se | cost model b | cells |",
-        "| m | 2 ± 0.1 | 2 | 1 ± – | 1.5 | 6 |",
+        "| m | 2 ± 0.1 | 2 | 1 ± 0.2 | 1.5 | 6 |",
     ]
     assert report.nl_table(nl[:0]) == "_Too few cells to fit._"
 
@@ -529,6 +529,7 @@ def test_the_symbolic_section_quotes_how_expression_sizes_grow(tmp_path):
     assert rows[2].endswith("| 500 ms | – | 2.83 | 1.41 |")  # no backprop cell at N = 1
     assert rows[4].startswith("| symbolic-cse | 3 |") and len(rows) == 5
     assert report.symbolic_section(g[g.N == 1]) is None
+    assert report.symbolic_section(g[g.N < 3]).startswith("| method |")  # 2 sizes: no slope
 
 
 def test_predictions_speak_for_the_first_method_of_each_family_at_the_named_mlp(g, pres):
@@ -629,9 +630,16 @@ def test_build_writes_both_fit_tables_and_says_no_gradient_free_optimizer_ran(
     write_atomic(fx.training_csv(), tmp_path / "training.csv")
     for name, module in fx.fake_training_modules(tmp_path / "t.png").items():
         monkeypatch.setattr(report, name.rsplit(".", 1)[1], module)
-    monkeypatch.setattr(report.training_analysis, "crossovers", lambda s: fx.CROSSOVERS[:0])
+    none_free = fx.CROSSOVERS[:0]
+    monkeypatch.setattr(report.training_analysis, "crossovers", lambda s: none_free)
     monkeypatch.setattr(plots, "save", fake_save)
+    given, figures = [], plots.figures
+    monkeypatch.setattr(plots, "figures", lambda *args: given.append(args) or figures(*args))
     text = report.build(tmp_path).read_text()
+    g_, pres_, laws_, crossovers_ = given[0]  # the figures see what the tables see
+    assert pres_ == analysis.load_presentation() and crossovers_ is none_free
+    assert list(laws_.method) == list(pd.read_csv(tmp_path / "fits.csv").method)
+    assert len(g_) == len(analysis.main_configuration(analysis.latest_machine(fx.gradients())))
     assert "- Gradient-free training: no gradient-free optimizer was trained." in text
     g = analysis.main_configuration(analysis.latest_machine(fx.gradients()))
     laws = pd.read_csv(tmp_path / "fits.csv")
