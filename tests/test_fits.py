@@ -218,9 +218,9 @@ def _forward_rows(times: dict) -> pd.DataFrame:
 
 
 def test_forward_cells_keep_a_dispatch_of_a_tenth_at_most():
-    # dispatch = min(t/L) = 1e-5 per layer; kept where L·1e-5 ≤ 0.1·t, i.e. t ≥ 1e-4·L
-    g = _forward_rows({(2, 1): 1e-5, (4, 1): 1e-4, (8, 1): 3e-4, (4, 2): 1.9e-4,
-                       (16, 2): 2e-4})  # fmt: skip
+    # dispatch = min(t/L) = 8e-6 per layer (at N=2, L=2); kept where L·8e-6 ≤ 0.1·t
+    g = _forward_rows({(2, 2): 1.6e-5, (2, 1): 1e-5, (4, 1): 8e-5, (8, 1): 3e-4,
+                       (4, 2): 1.5e-4, (16, 2): 1.6e-4})  # fmt: skip
     cells = fits.forward_cells(g)
     assert set(zip(cells.N, cells.L, strict=True)) == {(4, 1), (8, 1), (16, 2)}
     assert list(cells.P) == sorted(cells.P)
@@ -244,8 +244,12 @@ def test_forward_law_is_the_reference_rows_slope_or_nothing():
     law = fits.forward_law(_forward_rows(exact)).iloc[0]
     assert (law.method, law.family, law.theory) == ("forward", "reference", 1.0)
     assert law.slope == pytest.approx(1.0) and law.cells == 3
+    assert list(fits.forward_law(_forward_rows(exact)).columns) == fits.LAW_COLUMNS
+    two_P = {(1, 1): 1e-6, (4, 1): 1e-2, (2, 4): 1e-2, (8, 1): 4e-2}  # P = 16, 16, 64
+    assert fits.forward_law(_forward_rows(two_P)).iloc[0].slope == pytest.approx(1.0)
     two = {(1, 1): 1e-6} | {(N, 1): 1e-3 * N * N for N in (4, 8)}
     assert fits.forward_law(_forward_rows(two)).empty
+    assert list(fits.forward_law(_forward_rows(two)).columns) == fits.LAW_COLUMNS
     same_P = _forward_rows({(1, 1): 1e-6, (4, 1): 1.0, (4, 2): 2.0, (4, 3): 3.0})
     assert fits.forward_law(same_P.assign(P=[1, 48, 48, 48])).empty
 
