@@ -1,6 +1,7 @@
 """Scaling laws: known slopes recovered with their errors, the cell rule, the exponents
 of N and L kept apart."""
 
+import dataclasses
 import math
 
 import numpy as np
@@ -129,6 +130,7 @@ def test_two_points_give_a_line_without_errors():
     line = fits.fit_line(np.array([0.0, 1.0]), np.array([1.0, 3.0]))
     assert (line.slope, line.intercept) == (pytest.approx(2.0), pytest.approx(1.0))
     assert math.isnan(line.sigma) and np.isnan(line.cov).all() and line.dof == 0
+    assert line.cov.shape == (2, 2)
 
 
 def test_t_quantile_tabulated_values_and_refusals():
@@ -177,8 +179,9 @@ def test_law_cells_keep_the_boundaries_and_drop_what_is_below():
         ("a", 2, 1, 2, 49e-6, 1e-2, 20.0),  # forward below 50 µs
         ("a", 3, 1, 3, 1e-4, 0.99e-3, 20.0),  # gradient below 1 ms
         ("a", 4, 1, 4, 1e-4, 1e-2, 0.0),  # no ratio
+        ("a", 5, 1, 5, 1e-4, 1e-2, 0.5),  # faster than a forward pass: kept
     ])  # fmt: skip
-    assert list(fits.law_cells(cells).N) == [1]
+    assert list(fits.law_cells(cells).N) == [1, 5]
 
 
 def test_cost_law_recovers_an_exact_power_and_names_its_cells_by_P(pres):
@@ -187,14 +190,19 @@ def test_cost_law_recovers_an_exact_power_and_names_its_cells_by_P(pres):
     rows += [("aa", 4, 1, 20, 1e-3, 1.0, 2.0), ("aa", 8, 1, 72, 1e-3, 1.0, 2.0)]
     rows += [("yy", 4, L, 20, 1e-3, 1.0, 2.0) for L in (1, 2, 3)]
     rows += [("bb", N, 1, N * N, 1e-3, 1.0, 2.0) for N in (40, 80, 160)]  # larger P, first name
+    rows += [("cc", 4, 1, 20, 1e-3, 1.0, 2.0), ("cc", 2, 5, 20, 1e-3, 1.0, 2.0),
+             ("cc", 8, 1, 72, 1e-3, 1.0, 2.0)]  # two distinct P suffice  # fmt: skip
     laws = fits.cost_laws(_cells(rows), pres)
-    assert list(laws.method) == ["bb", "zz"]  # by name
-    law = laws.iloc[1]
+    assert list(laws.method) == ["bb", "cc", "zz"]  # by name
+    law = laws.iloc[2]
     assert (law.slope, law.intercept) == (pytest.approx(2.0), pytest.approx(math.log(3)))
     assert law.slope_se == pytest.approx(0, abs=1e-6) and law.sigma == pytest.approx(0, abs=1e-6)
     assert (law.cells, law.P_min, law.P_max) == (3, 16, 256)
     assert law.cells_used == "4x1 8x1 16x1"  # in order of P
     assert law.family == "other" and math.isnan(law.theory)  # kind exact, not listed
+    by_kind = dataclasses.replace(pres, kinds={"exact": "per-weight"})
+    law = fits.cost_laws(_cells(rows), by_kind).iloc[2]
+    assert (law.family, law.theory) == ("per-weight", 1.0)  # an unlisted method goes by kind
 
 
 def test_a_law_row_round_trips_through_line_of():
