@@ -163,12 +163,6 @@ def memory_theory(model: str, N, L, B, P):
     return L ** MEMORY_EXPONENT[model] * B * N + P
 
 
-def with_family(g: pd.DataFrame, pres: Presentation) -> pd.DataFrame:
-    """The frame with a ``family`` column (the family's name)."""
-    names = [pres.family_of(m, k).name for m, k in zip(g.method, g.kind, strict=True)]
-    return g.assign(family=names)
-
-
 def theory_slope(method: str, kind: str, pres: Presentation) -> float:
     """The family's theoretical slope of log(time ÷ forward) against log P (NaN: none)."""
     slope = pres.family_of(method, kind).theory_slope

@@ -334,7 +334,7 @@ def predictions_section(g, pres, summary) -> str:
         return "_No law passes the rules for prediction (see the README's honesty rules)._"
     refused = predict.predict_times(laws, 10**6).query("no_prediction != ''")
     sentences = [
-        f"- {pres.by_name(f).label if f != 'reference' else f}: one gradient by {m} of the "
+        f"- {pres.by_name(f).label}: one gradient by {m} of the "
         f"N=1024, L=8 MLP would take about {predict.plain_duration(v)} "
         f"(between {predict.plain_duration(lo)} and {predict.plain_duration(hi)})."
         for f, (m, v, lo, hi) in words.items()

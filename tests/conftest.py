@@ -65,3 +65,15 @@ def pres():
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
+
+
+def pytest_collection_modifyitems(items):
+    """Tests that build a whole report (marked ``builds_report``, or using test_report's
+    module fixture ``built``) run after the unit tests: mutmut stops a mutant at its first
+    failing test, so a mutant that a unit test kills never pays for a build."""
+    items.sort(
+        key=lambda item: (
+            bool(item.get_closest_marker("builds_report"))
+            or "built" in getattr(item, "fixturenames", ())
+        )
+    )

@@ -165,6 +165,7 @@ def test_the_memory_section_says_what_checkpointing_buys_back(text, g):
     assert f"checkpointing needs {check / 2**20:.3g} MiB ({check / back:.2f} of it)" in text
 
 
+@pytest.mark.builds_report
 def test_a_first_wave_csv_still_gives_a_report(tmp_path, monkeypatch):
     write_atomic(fx.legacy(fx.gradients()), tmp_path / "gradients.csv")
     monkeypatch.setattr(plots, "save", fake_save)
@@ -172,7 +173,8 @@ def test_a_first_wave_csv_still_gives_a_report(tmp_path, monkeypatch):
     text = (tmp_path / "REPORT.md").read_text()
     assert "(unpaired: no interval)" in text and not re.search(r"\bnan\b", text)
     assert "## Memory" not in text and "## Differentiate" not in text
-    assert "- Gradient-free training: " in text  # says why there is no crossover, in words
+    # says why there is no crossover, in words
+    assert "- Gradient-free training: no training results for this machine (run `gradbench " in text
 
 
 def test_predict_prints_predictions_beside_the_largest_measured_size(built, capsys):
@@ -195,3 +197,468 @@ def test_missing_or_corrupt_csv_gives_one_line_and_exit_2(tmp_path, capsys, cont
     assert main(["report", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "gradients.csv" in err
+
+
+# ---------------------------------------------------------------- the rules, on hand-made rows
+# (no report built, no figure: each function reads the tables it is given)
+
+
+def _cells(*rows: dict) -> pd.DataFrame:
+    """Method cells with every column the report reads: status ok, kind exact, L = 1."""
+    base = {"kind": "exact", "status": "ok", "L": 1, "B": 64, "dtype": "float64"}
+    frame = pd.DataFrame([base | r for r in rows])
+    frame = frame.assign(P=frame.get("P", frame.L * (frame.N**2 + frame.N)))
+    from gradbench import analysis
+
+    return analysis.load_gradients_frame(frame)
+
+
+def _law(method: str, slope: float, se: float, theory: float, **more) -> dict:
+    return {"method": method, "slope": slope, "slope_se": se, "theory": theory} | more
+
+
+@pytest.mark.parametrize(
+    ("x", "shown"),
+    [(None, "–"), (float("nan"), "–"), (1234.5, "1.23e+03"), (0.5, "0.5"), (2, "2")],
+)
+def test_fmt_three_significant_digits_or_a_dash(x, shown):
+    assert report.fmt(x) == shown
+
+
+@pytest.mark.parametrize(
+    ("seconds", "shown"),
+    [(None, "–"), (float("nan"), "–"), (2.5, "2.5 s"), (1.0, "1 s"), (0.0025, "2.5 ms"),
+     (1e-3, "1 ms"), (1e-6, "1 µs"), (5e-7, "0.5 µs")],
+)  # fmt: skip
+def test_fmt_time_picks_the_largest_unit_not_above_the_value(seconds, shown):
+    assert report.fmt_time(seconds) == shown
+
+
+def test_intervals_ranges_slopes_tables_and_folds():
+    from gradbench.analysis import Interval
+
+    assert report.fmt_interval(Interval(2.314, 2.2, 2.4)) == "2.31× [2.2, 2.4]"
+    assert report.fmt_interval(Interval(2.0, 1.0)) == "2× (unpaired: no interval)"
+    assert report.fmt_range(1.2, 0.5, 3.0) == "1.2 (0.5 – 3)"
+    assert report.fmt_range(1.2, 0.5, 3.0, report.fmt_time) == "1.2 s (500 ms – 3 s)"
+    assert report.fmt_slope(pd.Series({"slope": 0.123, "slope_se": 0.031})) == "0.12 ± 0.03"
+    frame = pd.DataFrame({"a": [1, 2], "b": ["x", "y"]})
+    assert report.table(frame) == "| a | b |\n|---|---|\n| 1 | x |\n| 2 | y |"
+    assert report.folded("S", "B") == "<details><summary>S</summary>\n\nB\n\n</details>"
+
+
+@pytest.mark.parametrize(
+    ("law", "words"),
+    [
+        (_law("m", 0.1, 0.05, 0.0), "slope 0.10 ± 0.05 against log P: constant in P, as theory "
+                                    "says (theory 0)"),
+        (_law("m", 0.5, 0.05, 1.0), "slope 0.50 ± 0.05 against log P: ∝ P, **not** as theory "
+                                    "says (theory 1)"),
+        (_law("m", 0.5, 0.05, float("nan")), "slope 0.50 ± 0.05 against log P (no theory "
+                                             "stated)"),
+    ],
+)  # fmt: skip
+def test_law_words_follow_the_verdict(law, words):
+    assert report.law_words(pd.Series(law)) == words
+
+
+def _screen_cells():
+    return _cells(
+        {"method": "backprop", "N": 4, "ratio_to_forward": 3.0, "ratio_to_forward_lo": 2.9,
+         "ratio_to_forward_hi": 3.1, "time_median_s": 3e-3, "ratio_to_backprop": 1.0},
+        {"method": "backprop", "N": 8, "ratio_to_forward": 3.5, "ratio_to_forward_lo": 3.4,
+         "ratio_to_forward_hi": 3.6, "time_median_s": 3e-3, "ratio_to_backprop": 1.0},
+        {"method": "backprop", "N": 16, "status": "error", "ratio_to_forward": 9.0},
+        {"method": "forward-mode", "N": 4, "ratio_to_forward": 10.0, "time_median_s": 1e-2,
+         "ratio_to_backprop": 3.0, "ratio_to_backprop_lo": 2.5, "ratio_to_backprop_hi": 3.5},
+        {"method": "fd-central", "N": 4, "ratio_to_forward": 40.0, "time_median_s": 4e-2,
+         "ratio_to_backprop": 12.0, "ratio_to_backprop_lo": 11.0, "ratio_to_backprop_hi": 13.0},
+        {"method": "spsa", "N": 4, "ratio_to_forward": 1.0, "time_median_s": 1e-4,
+         "ratio_to_backprop": 0.1},
+    )  # fmt: skip
+
+
+def test_a_cost_line_is_the_headline_methods_largest_cell_and_its_own_law(pres):
+    g, laws = _screen_cells(), pd.DataFrame([_law("backprop", 0.01, 0.02, 0.0)])
+    assert report.cost_line(g, laws, pres, "reverse") == (
+        "- reverse mode and references, **backprop**: 3.5× [3.4, 3.6] a forward pass at "
+        "P = 72; slope 0.01 ± 0.02 against log P: constant in P, as theory says (theory 0) — "
+        "`ratio_to_forward`, `fits.csv`"
+    )
+    line = report.cost_line(g, laws, pres, "per-weight")
+    assert line.startswith("- per-weight exact, **forward-mode**: 10× (unpaired: no interval)")
+    assert "P = 20; too few cells above the overhead floor to fit — " in line
+    assert report.cost_line(g, laws, pres, "symbolic") is None  # symbolic-cse not measured
+    assert report.cost_line(g, laws, pres, "other") is None  # no headline method
+
+
+def test_the_spread_is_at_the_reference_size_between_per_weight_and_fd_methods(pres):
+    assert report.spread_line(_screen_cells(), pres) == (
+        "- At N = 4, L = 1 the per-weight methods take from 3× [2.5, 3.5] backprop's time "
+        "(fastest, forward-mode) to 12× [11, 13] (slowest, fd-central) — `ratio_to_backprop`"
+    )
+    only_reverse = _screen_cells()[lambda d: d.method.isin(["backprop", "spsa"])]
+    assert report.spread_line(only_reverse, pres) is None
+
+
+def test_crossovers_in_words():
+    crossovers = pd.concat(
+        [fx.CROSSOVERS, pd.DataFrame({"optimizer": ["gd", "adam", "sgd"],
+                                      "family": ["gradient"] * 3,
+                                      "largest_P_reached": [5000, 3000, 9000],
+                                      "crossover_P": [float("nan"), float("nan"), 8000]})]
+    )  # fmt: skip
+    assert report.crossover_line(crossovers, "unused") == (
+        "- **Without gradients**, the optimizers stop reaching the target loss: cobyla at "
+        "P = 544; nelder-mead at P = 144; powell never (reached it up to P = 544); with "
+        "backprop's gradient, adam, gd reached it at every size tried (up to P = 3000) — "
+        "`crossover_P`, `largest_P_reached`"
+    )
+    assert report.crossover_line(fx.CROSSOVERS, "x").endswith(
+        "(reached it up to P = 544) — `crossover_P`, `largest_P_reached`"
+    )
+    assert report.crossover_line(None, "why not") == "- Gradient-free training: why not."
+    assert report.crossover_line(fx.CROSSOVERS[:0], "none") == "- Gradient-free training: none."
+
+
+def test_the_first_screen_leaves_out_families_without_a_line(pres):
+    laws = pd.DataFrame([_law("backprop", 0.01, 0.02, 0.0)])
+    screen = report.first_screen(_screen_cells(), laws, pres, None, "why")
+    assert screen[0] == (
+        "**Why backprop: its gradient costs a few forward passes whatever P is; a gradient "
+        "weight by weight costs ∝ P of them.** Measured on this machine (paired intervals in "
+        "brackets):"
+    )
+    assert screen[1] == "" and screen[-2:] == ["", report.FIRST_SCREEN_END]
+    body = screen[2:-2]
+    assert [line.split(",")[0] for line in body] == [
+        "- reverse mode and references", "- per-weight exact", "- finite differences",
+        "- At N = 4", "- Gradient-free training: why.",
+    ]  # fmt: skip
+
+
+def test_the_machine_line_names_the_machine_runs_and_configuration():
+    g = _cells({"method": "m", "N": 4, "run_id": "r1", "fingerprint": "fp", "machine": "CPU",
+                "blas_threads": 2, "numpy": "2.1", "dtype": "float64", "seed": 3},
+               {"method": "m", "N": 8, "run_id": "r2", "fingerprint": "fp", "machine": "CPU",
+                "blas_threads": 4, "numpy": "2.2", "dtype": "float16"},
+               {"method": "m", "N": 8, "run_id": "r2", "fingerprint": "fp", "machine": "CPU",
+                "blas_threads": 1, "numpy": "2.0", "dtype": "float32"})  # fmt: skip
+    assert report.machine_line(g) == (
+        "Machine **fp** (CPU; BLAS threads 1, numpy 2.0); run r1, r2; B = 64, dtype = float32. "
+        "Every table and fit below is this machine's."
+    )
+
+
+def test_the_method_table_orders_by_family_and_shows_failures_by_status(pres):
+    g = pd.concat([_screen_cells(), _cells(
+        {"method": "my-plugin", "N": 4, "status": "error"},
+        {"method": "complex-step", "N": 4, "status": "timeout"},
+    )])  # fmt: skip
+    laws = pd.DataFrame([_law("backprop", 0.01, 0.02, 0.0)])
+    rows = report.method_table(g, laws, pres).splitlines()
+    assert rows[0] == (
+        "| method | family | time at N=4, L=1 | ÷ forward [95 %] | ÷ backprop [95 %] | "
+        "slope vs log P (theory) | largest P measured |"
+    )
+    assert [r.split(" | ")[0] for r in rows[2:]] == [
+        "| backprop", "| forward-mode", "| complex-step", "| fd-central", "| spsa", "| my-plugin",
+    ]  # fmt: skip
+    assert rows[2] == (
+        "| backprop | reverse mode and references | 3 ms | 3× [2.9, 3.1] | 1× (unpaired: no "
+        "interval) | 0.01 ± 0.02 (0) | 72 |"
+    )
+    assert rows[4] == "| complex-step | per-weight exact | timeout | – | – | – | – |"
+    assert rows[7] == "| my-plugin | other (plugins) | error | – | – | – | – |"
+
+
+def test_the_laws_table_says_whether_each_law_agrees():
+    laws = pd.DataFrame([
+        _law("a", 0.1, 0.01, 0.0, cells=3, P_min=20, P_max=2000, cells_used="4x1 8x1 44x1"),
+        _law("b", 0.5, 0.01, 1.0, cells=4, P_min=6, P_max=600, cells_used="P=6"),
+        _law("c", 0.5, 0.01, float("nan"), cells=5, P_min=6, P_max=60, cells_used="P=7"),
+    ])  # fmt: skip
+    text = report.laws_table(laws)
+    assert text.splitlines()[:5] == [
+        "| law | slope ± se | theory | agrees | cells | P range |",
+        "|---|---|---|---|---|---|",
+        "| a | 0.10 ± 0.01 | 0 | yes | 3 | 20–2000 |",
+        "| b | 0.50 ± 0.01 | 1 | **no** | 4 | 6–600 |",
+        "| c | 0.50 ± 0.01 | – | – | 5 | 6–60 |",
+    ]
+    assert text.endswith(
+        "<details><summary>Cells used by each law (N×L)</summary>\n\n- a: 4x1 8x1 44x1\n"
+        "- b: P=6\n- c: P=7\n\n</details>"
+    )
+    assert report.laws_table(laws[:0]).startswith("_Too few cells above the overhead floor")
+
+
+def test_the_nl_table_shows_each_exponent_beside_its_cost_model():
+    nl = pd.DataFrame([{"method": "m", "a": 2.0, "a_se": 0.1, "b": 1.0, "b_se": 0.2,
+                        "a_theory": 2.0, "b_theory": 1.5, "cells": 6}])  # fmt: skip
+    assert report.nl_table(nl).splitlines()[::2] == [
+        "| method | a (N) ± se | cost model a | b (L) ± se | cost model b | cells |",
+        "| m | 2 ± 0.1 | 2 | 1 ± 0.2 | 1.5 | 6 |",
+    ]
+    assert report.nl_table(nl[:0]) == "_Too few cells to fit._"
+
+
+def test_correctness_is_the_worst_error_of_each_method_but_backprop():
+    g = _cells(
+        {"method": "backprop", "N": 4, "grad_error": 0.5, "tolerance": 1e-8},
+        {"method": "fd", "N": 4, "grad_error": 1e-9, "tolerance": 1e-6},
+        {"method": "fd", "N": 8, "grad_error": 3e-3, "tolerance": 1e-5, "status": "wrong"},
+        {"method": "fd", "N": 2, "grad_error": 9.0, "status": "error"},
+        {"method": "sp", "N": 8, "kind": "stochastic", "cosine": 0.25, "grad_error": 1.0},
+        {"method": "sp", "N": 4, "kind": "stochastic", "cosine": 0.5, "grad_error": 1.0},
+        {"method": "sp", "N": 2, "kind": "stochastic", "cosine": 0.75, "grad_error": 1.0},
+    )  # fmt: skip
+    rows = report.correctness_table(g).splitlines()
+    assert rows[0] == (
+        "| method | worst ρ | tolerance | cells wrong | cosine, smallest → largest P |"
+    )
+    assert rows[2] == "| fd | 0.003 | 1e-05 | 1 | – |"
+    assert rows[3] == "| sp | 1 | – | 0 | 0.75 (P=6) → 0.25 (P=72) |"
+    assert len(rows) == 4
+    only = g[g.method == "backprop"]
+    assert report.correctness_table(only) == "_No method measured besides backprop._"
+
+
+def test_targets_with_their_notes(pres):
+    import dataclasses
+
+    targets = ({"name": "T", "method": "backprop", "column": "ratio_to_forward", "at_most": 3.2,
+                "note": "a note"}, {"name": "U", "method": "nobody", "column": "time_median_s",
+                                    "at_most": 1, "note": "b"})  # fmt: skip
+    mine = dataclasses.replace(pres, targets=targets)
+    assert report.targets_section(_screen_cells(), mine).splitlines() == [
+        "| target | result | missed at | worst ratio |",
+        "|---|---|---|---|",
+        "| T | missed at 1 of 2 | N=8 L=1 | 3.5 |",
+        "| U | not measured | – | – |",
+        "",
+        "- T: a note.",
+        "- U: b.",
+    ]
+
+
+def test_cells_not_measured_wrong_first_then_folded_then_unavailable():
+    g = _cells(
+        {"method": "ok", "N": 4},
+        {"method": "fd", "N": 4, "status": "wrong", "grad_error": 3e-3, "tolerance": 1e-6},
+        {"method": "fd", "N": 8, "status": "skipped", "projected_s": 30.0,
+         "reason": "projected"},
+        {"method": "cr", "N": 4, "status": "crashed"},
+        {"method": "tb", "N": 4, "status": "error", "reason": "unavailable: no torch"},
+    )  # fmt: skip
+    parts = report.not_measured(g).split("\n\n")
+    assert parts[0] == "**Wrong results (1 cells outside their tolerance):**"
+    assert parts[1].splitlines()[2] == "| fd | 4 | 1 | 20 | 0.003 | 1e-06 |"
+    assert (
+        parts[2]
+        == "<details><summary>Cells not measured: 1 crashed, 1 skipped (click to open)</summary>"
+    )
+    assert parts[3].splitlines()[1:] == [
+        "|---|---|---|---|---|---|---|",
+        "| cr | 4 | 1 | 20 | crashed | – | – |",
+        "| fd | 8 | 1 | 72 | skipped | projected | 30 s |",
+    ]
+    assert parts[-1] == "Not available here: tb (unavailable: no torch)."
+    assert report.not_measured(g[:1]) == "Every cell of the grid was measured."
+    only_wrong = report.not_measured(g[:2])
+    assert "<details>" not in only_wrong and "Not available" not in only_wrong
+
+
+def test_the_checkpoint_sentence_takes_the_deepest_then_widest_size():
+    mib = 2**20
+    g = _cells(
+        *[{"method": m, "N": N, "L": L, "peak_rss_bytes": f * mib * N * L,
+           "ratio_to_backprop": f * N * L / 8, "ratio_to_backprop_lo": 0.9 * f * N * L / 8,
+           "ratio_to_backprop_hi": 1.1 * f * N * L / 8}
+          for m, f in (("backprop", 2.0), ("backprop-checkpoint", 1.0))
+          for N, L in ((8, 2), (4, 3), (2, 3))],
+        {"method": "backprop", "N": 64, "L": 9, "peak_rss_bytes": mib},
+    )  # fmt: skip
+    assert report.checkpoint_sentence(g) == (
+        "At N = 4, L = 3, B = 64 backprop's gradient needs 24 MiB above the baseline "
+        "(`peak_rss_bytes`); checkpointing needs 12 MiB (0.50 of it) and takes 1.5× [1.35, 1.65] "
+        "backprop's time (`ratio_to_backprop`).\n\n"
+    )
+    assert report.checkpoint_sentence(g[g.method == "backprop"]) == ""
+
+
+def test_the_memory_section_fits_peak_memory_against_depth_per_method(pres):
+    # backprop: peak = 8·(L·B·N + P) bytes, with P = L·(N² + N): exactly ∝ L, slope 1; less
+    # the gradient (8·P bytes) it is 8·L·B·N: s = 1 (fitted from four depths, backprop only)
+    depths = {"backprop": (1, 2, 4, 8), "my-plugin": (1, 2, 4)}
+    g = _cells(*[{"method": m, "N": 8, "L": L, "peak_rss_bytes": 8 * L * (64 * 8 + 72),
+                  "memory_model_bytes": 4 * L * (64 * 8 + 72)}
+                 for m, Ls in depths.items() for L in Ls],
+               {"method": "fd-central", "N": 8, "L": 1, "peak_rss_bytes": 100})  # fmt: skip
+    text = report.memory_section(g, pres)
+    assert text.startswith(
+        "Peak resident memory above the worker's baseline for one gradient (`peak_rss_bytes`). "
+        "Theory: backprop ∝ L·B·N + P, checkpointed ∝ √L·B·N + P, forward mode and finite "
+        "differences ∝ B·N + P. Since P grows like L too"
+    )
+    header, _, *rows = text.split("\n\n")[1].splitlines()
+    assert header == (
+        "| method | N | B | slope vs log L ± se | theory slope (same cells) | s of a + b·L^s ± se "
+        "| theory s | declared ÷ measured (median) | library's own count ÷ measured |"
+    )
+    assert rows == ["| backprop | 8 | 64 | 1.00 ± 0.00 | 1 | 1.00 ± 0.00 | 1 | 0.5 | – |",
+                    "| my-plugin | 8 | 64 | 1.00 ± 0.00 | – | – | – | 0.5 | – |"]  # fmt: skip
+    assert report.memory_section(g[g.L == 1], pres) is None  # one depth: no memory figure
+
+
+def test_the_symbolic_section_quotes_how_expression_sizes_grow(tmp_path):
+    # raw derivatives ÷ forward = P^1.5, after CSE P^0.5
+    # (an expression of one operation counts; a cell without expressions does not)
+    g = _cells(*[{"method": "symbolic-cse", "N": N, "ops_forward": f,
+                  "ops_derivatives": f * (N * N + N) ** 1.5,
+                  "ops_cse": f * (N * N + N) ** 0.5, "time_median_s": 0.5,
+                  "prepare_s": 2.0} for N, f in ((1, 10.0), (2, 10.0), (3, 1.0))],
+               {"method": "backprop", "N": 2, "time_median_s": 0.25,
+                "ops_forward": 0.0})  # fmt: skip
+    text = report.symbolic_section(g)
+    assert text.startswith(
+        "Differentiating the whole loss symbolically gives P derivatives whose size ÷ the "
+        "forward pass's grows as P^1.50 ± 0.00; after common-subexpression elimination it "
+        "grows as P^0.50 ± 0.00. Sharing the common pieces is what reverse mode does by "
+        "construction.\n\n| method | N | L | P | ops_forward | ops_derivatives | ops_cse | "
+        "prepare_s | time_median_s | ÷ backprop's time | raw ÷ forward | CSE ÷ forward |"
+    )
+    rows = text.split("\n\n")[1].splitlines()
+    # at N = 2 (P = 6): 0.5 s ÷ backprop's 0.25 s, 6^1.5 = 14.7, 6^0.5 = 2.45
+    assert rows[3].endswith("| 2 s | 500 ms | 2 | 14.7 | 2.45 |")
+    assert rows[2].endswith("| 500 ms | – | 2.83 | 1.41 |")  # no backprop cell at N = 1
+    assert rows[4].startswith("| symbolic-cse | 3 |") and len(rows) == 5
+    assert report.symbolic_section(g[g.N == 1]) is None
+    assert report.symbolic_section(g[g.N < 3]).startswith("| method |")  # 2 sizes: no slope
+
+
+def test_predictions_speak_for_the_first_method_of_each_family_at_the_named_mlp(g, pres):
+    from gradbench import predict
+
+    # a method with one cell, first by name: no law, no row, and the others still listed
+    g = pd.concat([g[g.method == "backprop"].iloc[:1].assign(method="aaa"), g])
+    laws = predict.laws_of(g, pres)
+    P = predict.size_of({"N": 1024, "L": 8}, laws.bias)[0]
+    times = predict.predict_times(laws, P)
+    ok = times[times.no_prediction == ""]
+    text = report.predictions_section(g, pres, None)
+    sentences = [line for line in text.splitlines() if "of the N=1024, L=8 MLP" in line]
+    first = ok.drop_duplicates("family")  # methods in name order: the first of each family
+    assert len(sentences) == len(first) == ok.family.nunique()
+    for r, line in zip(first.itertuples(), sentences, strict=True):
+        assert line == (
+            f"- {pres.by_name(r.family).label}: one gradient by {r.method} of the N=1024, L=8 "
+            f"MLP would take about {predict.plain_duration(r.predicted_s)} (between "
+            f"{predict.plain_duration(r.lo_s)} and {predict.plain_duration(r.hi_s)})."
+        )
+    rows = [line for line in text.splitlines() if line.startswith("| ")][1:]
+    assert len(rows) == len(ok) * len(predict.NAMED_SIZES)  # the refused ones left out
+    r = ok.iloc[0]
+    low, high = report.fmt_time(r.lo_s), report.fmt_time(r.hi_s)
+    assert rows[0] == (
+        f"| MLP of this benchmark, N=1024, L=8 | {P} | {r.method} | "
+        f"{report.fmt_time(r.predicted_s)} ({low} – {high}) | {r.largest_measured_P} |"
+    )
+    refused = times[times.no_prediction != ""]
+    no = [f"- no prediction for {r.method}: {r.no_prediction}" for r in refused.itertuples()]
+    assert len(refused) and text.endswith("\n".join(no))
+    assert text.startswith("Every row below is **predicted**, not measured: ")
+
+
+def test_predicted_evaluations_of_gradient_free_optimizers(g, pres):
+    # evaluations to target = 10·P exactly: the law predicts 10·P at every named size
+    P = [10, 100, 1000, 10000]
+    summary = pd.DataFrame({"optimizer": "nm", "gradient_method": "", "reached": 1.0, "P": P,
+                            "evals_to_target": [10.0 * p for p in P]})  # fmt: skip
+    text = report.predictions_section(g, pres, summary)
+    head = "Gradient-free training, **predicted** evaluations to reach the target:\n\n"
+    table = text[text.index(head) + len(head) :].splitlines()
+    assert table[0] == (
+        "| optimizer | P | predicted evaluations to target (95 %) | largest_measured_P |"
+    )
+    assert table[2].startswith("| nm | 8396800 | 8.4e+07 (")  # N=1024, L=8 with biases
+    assert table[3] == "| nm | 61706 | 6.17e+05 (6.17e+05 – 6.17e+05) | 10000 |"
+
+
+def test_no_prediction_without_an_admissible_law(pres):
+    assert report.predictions_section(_screen_cells(), pres, None) == (
+        "_No law passes the rules for prediction (see the README's honesty rules)._"
+    )
+
+
+def test_training_parts_come_from_the_helpers_or_say_why_not(tmp_path, monkeypatch):
+    t, summary, crossovers, text, figures = report.training_parts(tmp_path)
+    assert t.empty and summary is None and crossovers is None and figures == []
+    assert text == "no training results for this machine (run `gradbench train`)"
+    assert report.training_section(text, None) == (
+        "_No training results for this machine (run `gradbench train`)._"
+    )
+    write_atomic(fx.training_csv(), tmp_path / "training.csv")
+    calls = {}
+
+    def recorded(name, result):
+        """A helper that returns ``result`` and records what it was given."""
+        return lambda *args: calls.setdefault(name, args) and result
+
+    fakes = fx.fake_training_modules(tmp_path / "fig.png")
+    summary_made = pd.DataFrame({"optimizer": ["nelder-mead"], "P": [6]})
+    fakes["gradbench.training_analysis"].summarize = recorded("summarize", summary_made)
+    fakes["gradbench.training_analysis"].crossovers = recorded("crossovers", fx.CROSSOVERS)
+    fakes["gradbench.training_plots"].draw_all = recorded("draw_all", [tmp_path / "fig.png"])
+    fakes["gradbench.training_report"].section = recorded("section", "TRAINING SECTION")
+    for name, module in fakes.items():
+        monkeypatch.setattr(report, name.rsplit(".", 1)[1], module)
+    t, summary, crossovers, text, figures = report.training_parts(tmp_path)
+    assert len(t) == 1 and list(summary.optimizer) == ["nelder-mead"]
+    assert pd.read_csv(tmp_path / "training_summary.csv").P.tolist() == [6]
+    assert crossovers.equals(fx.CROSSOVERS) and figures == [tmp_path / "fig.png"]
+    # each helper is given the trajectories read, the summary made and the plots folder
+    assert calls["summarize"][0] is t and calls["crossovers"][0] is summary_made
+    assert calls["draw_all"][:2] == (t, summary_made)
+    assert calls["draw_all"][2] == tmp_path / "plots"
+    assert calls["section"][0] is t and calls["section"][1] is summary_made
+    assert report.training_section(text, crossovers) == text == "TRAINING SECTION"
+
+
+@pytest.mark.builds_report
+def test_build_writes_both_fit_tables_and_says_no_gradient_free_optimizer_ran(
+    tmp_path, monkeypatch
+):
+    from gradbench import analysis, fits
+
+    write_atomic(fx.gradients(), tmp_path / "gradients.csv")
+    write_atomic(fx.training_csv(), tmp_path / "training.csv")
+    for name, module in fx.fake_training_modules(tmp_path / "t.png").items():
+        monkeypatch.setattr(report, name.rsplit(".", 1)[1], module)
+    none_free = fx.CROSSOVERS[:0]
+    monkeypatch.setattr(report.training_analysis, "crossovers", lambda s: none_free)
+    monkeypatch.setattr(plots, "save", fake_save)
+    given, figures = [], plots.figures
+    monkeypatch.setattr(plots, "figures", lambda *args: given.append(args) or figures(*args))
+    text = report.build(tmp_path).read_text()
+    g_, pres_, laws_, crossovers_ = given[0]  # the figures see what the tables see
+    assert pres_ == analysis.load_presentation() and crossovers_ is none_free
+    assert list(laws_.method) == list(pd.read_csv(tmp_path / "fits.csv").method)
+    assert len(g_) == len(analysis.main_configuration(analysis.latest_machine(fx.gradients())))
+    assert "- Gradient-free training: no gradient-free optimizer was trained." in text
+    g = analysis.main_configuration(analysis.latest_machine(fx.gradients()))
+    laws = pd.read_csv(tmp_path / "fits.csv")
+    assert laws.method.iloc[0] == "forward" and len(laws) == 1 + len(
+        fits.cost_laws(g, analysis.load_presentation())
+    )
+    assert list(pd.read_csv(tmp_path / "fits_NL.csv").method) == list(fits.fit_all(g).method)
+
+
+def test_a_table_without_a_measured_cell_is_refused(tmp_path):
+    from gradbench.errors import GradbenchError
+
+    write_atomic(fx.gradients().assign(status="error"), tmp_path / "gradients.csv")
+    with pytest.raises(GradbenchError, match="^" + re.escape(
+        f"{tmp_path / 'gradients.csv'} has no measured cell to report"
+    )):  # fmt: skip
+        report.build(tmp_path)
