@@ -1,4 +1,5 @@
 import argparse
+import io
 import json
 import os
 import re
@@ -634,3 +635,147 @@ def test_run_on_a_cluster(tmp_path, monkeypatch, capsys):
     )
     assert main(argv) == 0
     assert Recorder.last.options == {"fresh": False, "plugins": (), "threads": 1, "retries": 2}
+
+
+def test_train_supervises_workers_under_the_lock(tmp_path, monkeypatch):
+    fake = FakeSupervisor(status=4)
+    monkeypatch.setattr(supervisor, "supervise", fake)
+    argv = ["train", "--out", str(tmp_path)]
+    assert main(argv) == 4  # the workers' status is the command's
+    head = [sys.executable, "-m", "gradbench", *argv]
+    assert fake.workers == [[*head, "--worker", "1"], [*head, "--worker", "2"]]
+    assert fake.holder["command"] == "train"
+
+
+SUMMARY = pd.DataFrame(
+    {"label": ["gd/backprop"], "P": [10], "reached": [0.9], "evals_to_target": [123.456],
+     "final_loss": [0.012345], "test_accuracy": [0.5], "not_shown": [7]}
+)  # fmt: skip
+
+
+@pytest.fixture
+def trainer(monkeypatch):
+    """A training worker in process: training and its summary are recorders."""
+    from threadpoolctl import threadpool_info
+
+    from gradbench import training, training_analysis
+
+    calls = {}
+
+    def run_all(settings, entries, out, **options):
+        blas = {p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"}
+        calls.update(settings=settings, entries=entries, out=out, options=options, blas=blas)
+        return "trajectories"
+
+    monkeypatch.setattr(supervisor, "become_worker", lambda: None)
+    monkeypatch.setattr(training, "run_all", run_all)
+    monkeypatch.setattr(training_analysis, "summarize", lambda t: SUMMARY if t else None)
+    crossing = pd.DataFrame({"optimizer": ["powell"], "crossover_P": [42]})
+    monkeypatch.setattr(training_analysis, "crossovers", lambda s: crossing)
+    return calls
+
+
+def test_the_first_train_worker_starts_afresh_and_writes_the_summary(trainer, tmp_path, capsys):
+    argv = ["train", "--out", str(tmp_path), "--fresh", "--retry-crashed", "--budget", "50"]
+    assert main([*argv, "--threads", "2", "--worker", "1"]) == 0
+    assert trainer["options"] == {"fresh": True, "extend": False, "retry_crashed": True,
+                                  "echo": cli._print}  # fmt: skip
+    assert trainer["settings"].train.budget_evals == 50 and trainer["out"] == tmp_path
+    assert "backprop" in trainer["entries"] and trainer["blas"] == {2}
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == list(SUMMARY.columns[:-1])
+    assert lines[1].split() == ["gd/backprop", "10", "0.9", "123.5", "0.01235", "0.5"]
+    assert lines[2:4] == ["optimizer  crossover_P", "   powell           42"]
+    assert lines[4] == f"wrote {tmp_path / 'training.csv'} and {tmp_path / 'training_summary.csv'}"
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "training_summary.csv"), SUMMARY)
+    assert main([*argv, "--worker", "2"]) == 0
+    assert trainer["options"]["fresh"] is False and trainer["options"]["retry_crashed"] is False
+    assert trainer["blas"] == {1}  # one BLAS thread unless told
+
+
+def test_train_keeps_the_profiles_budget_and_extends(trainer, tmp_path):
+    assert main(["train", "--out", str(tmp_path), "--extend", "--worker", "1"]) == 0
+    assert trainer["options"]["extend"] is True
+    assert trainer["settings"] == config.load("default")
+
+
+class _Flushes(io.StringIO):
+    flushes = 0
+
+    def flush(self):
+        self.flushes += 1
+
+
+@pytest.mark.parametrize(("say", "stream"), [(cli._print, "stdout"), (cli._say, "stderr")])
+def test_progress_lines_are_flushed_at_once(say, stream, monkeypatch):
+    out = _Flushes()
+    monkeypatch.setattr(sys, stream, out)
+    say("one line")
+    assert (out.getvalue(), out.flushes) == ("one line\n", 1)
+
+
+RAISES = """from gradbench import Method
+class Raises{n}(Method):
+    name, kind, description = "raises-{n}", "exact", "its cost model raises"
+    def cost(self, net):
+        raise {exc}
+    def prepare(self, problem):
+        return None
+"""
+
+
+@pytest.mark.parametrize(
+    ("exc", "status", "message"),
+    [
+        ("KeyError('no such key')", 1, "gradbench: internal error: KeyError: 'no such key' "
+         "(run with --debug or GRADBENCH_DEBUG=1 for the traceback)\n"),
+        ("ValueError('bad value')", 2, "gradbench: error: bad value\n"),
+        ("KeyboardInterrupt()", 130, "gradbench: interrupted; results written so far are kept\n"),
+    ],
+)  # fmt: skip
+def test_main_ends_every_failure_in_one_line_and_its_status(exc, status, message, tmp_path,
+                                                             capsys, monkeypatch):  # fmt: skip
+    monkeypatch.delenv("GRADBENCH_DEBUG", raising=False)
+    plugin = tmp_path / f"raises_{status}.py"
+    plugin.write_text(RAISES.format(n=status, exc=exc))
+    assert main(["list", "--plugin", str(plugin)]) == status
+    assert capsys.readouterr().err == message
+
+
+@pytest.mark.parametrize(("flag", "env", "shown"),
+                         [("--debug", "", True), (None, "1", True), (None, "0", False),
+                          (None, "", False)])  # fmt: skip
+def test_debug_shows_the_traceback_of_an_internal_error(flag, env, shown, tmp_path, monkeypatch):
+    monkeypatch.setenv("GRADBENCH_DEBUG", env)
+    plugin = tmp_path / "raises_debug.py"
+    plugin.write_text(RAISES.format(n="debug", exc="KeyError('k')"))
+    argv = [*([flag] if flag else []), "list", "--plugin", str(plugin)]
+    if shown:
+        with pytest.raises(KeyError):
+            main(argv)
+    else:
+        assert main(argv) == 1
+
+
+def test_main_reads_the_command_line_by_default(monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", ["gradbench", "--version"])
+    with pytest.raises(SystemExit):
+        main()
+    assert capsys.readouterr().out == "gradbench 0.1.0\n"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [[], ["--N", "4"], ["--L", "2"], ["--P", "1e6", "--N", "4"], ["--P", "1e6", "--N", "4",
+     "--L", "2"]],
+)  # fmt: skip
+def test_predict_wants_either_P_or_N_and_L(argv, tmp_path, capsys):
+    assert main(["predict", "--out", str(tmp_path), *argv]) == 2
+    assert capsys.readouterr().err == "gradbench: error: give either --P, or both --N and --L\n"
+
+
+@pytest.mark.parametrize("argv", [["--P", "1e6"], ["--N", "4", "--L", "2"]])
+def test_predict_reads_the_results_folder_given(argv, tmp_path, capsys):
+    assert main(["predict", "--out", str(tmp_path), *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"gradbench: error: results file not found: {tmp_path}/gradients.csv")
