@@ -779,3 +779,46 @@ def test_predict_reads_the_results_folder_given(argv, tmp_path, capsys):
     assert main(["predict", "--out", str(tmp_path), *argv]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"gradbench: error: results file not found: {tmp_path}/gradients.csv")
+
+
+def test_compare_merge_and_report_hand_their_folders_on(tmp_path, monkeypatch, capsys):
+    from gradbench import compare, merge, report
+
+    monkeypatch.setattr(compare, "load", lambda folder: folder.name)
+    monkeypatch.setattr(compare, "compare", lambda a, b: f"{a} against {b}")
+    monkeypatch.setattr(compare, "render", lambda table: f"table: {table}")
+    assert main(["compare", str(tmp_path / "A"), str(tmp_path / "B")]) == 0
+    assert capsys.readouterr().out == "table: A against B\n"
+
+    merged = []
+    machines = pd.DataFrame({"fingerprint": ["a", "a", "b"]})
+    monkeypatch.setattr(merge, "merge", lambda f, o: merged.append((f, o)) or machines)
+    assert main(["merge", "x", "y", "--out", str(tmp_path)]) == 0
+    assert merged == [([Path("x"), Path("y")], tmp_path)]
+    assert capsys.readouterr().out == (
+        f"wrote {tmp_path / 'gradients.csv'} (3 rows from 2 machine(s)) and "
+        f"{tmp_path / 'MACHINES.md'}\n"
+    )
+
+    monkeypatch.setattr(report, "build", lambda out: out / "REPORT.md")
+    assert main(["report", "--out", str(tmp_path)]) == 0
+    assert capsys.readouterr().out == (
+        f"wrote {tmp_path / 'REPORT.md'}, {tmp_path / 'fits.csv'} and the figures in "
+        f"{tmp_path / 'plots'}/\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("argv", "P"), [(["--P", "1e6"], 1000000), (["--N", "8", "--L", "2"], 144)]
+)
+def test_predict_names_the_size_the_machine_and_the_file(argv, P, tmp_path, capsys):
+    import report_fixtures as fx
+
+    fx.gradients().to_csv(tmp_path / "gradients.csv", index=False)  # its latest: fp-new
+    assert main(["predict", "--out", str(tmp_path), *argv]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith(
+        f"PREDICTED (not measured) time of one gradient at P = {P} on fp-new, "
+        f"from {tmp_path / 'gradients.csv'}: "
+    )
+    assert lines[1].split()[0] == "method" and any(ln.split()[0] == "backprop" for ln in lines)
