@@ -822,3 +822,15 @@ def test_predict_names_the_size_the_machine_and_the_file(argv, P, tmp_path, caps
         f"from {tmp_path / 'gradients.csv'}: "
     )
     assert lines[1].split()[0] == "method" and any(ln.split()[0] == "backprop" for ln in lines)
+
+
+def test_a_run_worker_names_its_run_in_the_lock(worker, tmp_path):
+    (tmp_path / ".lock.json").write_text(json.dumps({"command": "run", "run_id": "old"}))
+    assert main(["run", "--out", str(tmp_path), *RUN, "--worker", "1"]) == 0
+    assert json.loads((tmp_path / ".lock.json").read_text())["run_id"] == "r1"
+
+
+def test_check_defaults_to_seed_0(capsys):
+    assert main(["check", "--N", "3", "--L", "1", "--B", "4", "--methods", "backprop"]) == 0
+    problem = make_problem(3, 1, 4, seed=0)
+    assert f"; loss {problem.loss(problem.theta0):.12g};" in capsys.readouterr().out
