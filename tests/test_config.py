@@ -111,3 +111,30 @@ def test_settings_build_the_network_and_problem_they_describe():
     assert p.net == net and p.B == 5 and p.seed == 3 and p.X.dtype == np.float32
     assert s.problem(4, 2, seed=7).seed == 7
     assert not np.array_equal(s.problem(4, 2, seed=7).X, p.X)
+
+
+@pytest.mark.parametrize(
+    ("N", "P", "n"),
+    [(4, 20, 40), (4, 100, 100), (4, 4096, 4096), (4, 4097, 4096), (500, 10**6, 5000)],
+)
+def test_training_samples_are_P_clipped_to_10_per_class_and_4096(N, P, n):
+    assert TrainSettings().n_train(N, P) == n
+
+
+@pytest.mark.parametrize(
+    ("optimizer", "gradient_free", "P", "runs"),
+    [
+        ("cma", True, 100, True),
+        ("cma", True, 101, False),  # its own limit, not the gradient-free one
+        ("powell", True, 50, True),
+        ("powell", True, 51, False),  # the limit of every gradient-free optimizer
+        ("gd/backprop", False, 10**9, True),  # with a gradient: no limit
+    ],
+)
+def test_max_P_limits_an_optimizer_or_every_gradient_free_one(optimizer, gradient_free, P, runs):
+    t = TrainSettings(max_P=(("cma", 100), ("gradient-free", 50)))
+    assert t.runs_at(optimizer, gradient_free, P) is runs
+
+
+def test_without_max_P_every_optimizer_runs_at_every_size():
+    assert TrainSettings().runs_at("powell", True, 10**9) is True
