@@ -576,7 +576,7 @@ def worker(monkeypatch):
     monkeypatch.setattr(supervisor, "become_worker", lambda: became.append(True))
     monkeypatch.setattr(sweep, "Sweep", Recorder)
     status = {"pytest": 0}
-    monkeypatch.setattr(harness, "run", lambda s: status["pytest"])
+    monkeypatch.setattr(harness, "run", lambda s: status["pytest"] if s is Recorder.last else -1)
     return became, status
 
 
@@ -589,6 +589,7 @@ def test_the_first_run_worker_opens_the_run_a_later_one_resumes(worker, tmp_path
     assert first.options == {"fresh": True, "extend": False, "threads": 3,
                              "memory_budget": 2**30, "retry_crashed": True}  # fmt: skip
     assert [e.name for e in first.entries] == ["backprop", "fd-central"]
+    assert (first.settings.N, first.settings.methods) == ((2, 4), ("fd-central",))
     assert capsys.readouterr().out == f"wrote {first.csv} and {tmp_path / 'raw'}/r1*.json.gz\n"
     assert main([*argv, "--worker", "2"]) == 0
     later = Recorder.last
@@ -623,10 +624,14 @@ def test_run_on_a_cluster(tmp_path, monkeypatch, capsys):
 
     addresses = []
     monkeypatch.setattr(cluster, "ClusterSweep", Recorder)
-    monkeypatch.setattr(cluster, "run", lambda s, a: addresses.append(a) or {"ok": 3, "wrong": 1})
+    monkeypatch.setattr(
+        cluster, "run", lambda s, a: addresses.append((s, a)) or {"ok": 3, "wrong": 1}
+    )
     argv = ["run", "--out", str(tmp_path), *RUN, "--cluster", "local:2"]
     assert main([*argv, "--fresh", "--plugin", FAKES, "--threads", "3", "--retries", "0"]) == 0
-    assert addresses == ["local:2"]
+    assert addresses == [(Recorder.last, "local:2")]
+    assert [e.name for e in Recorder.last.entries] == ["backprop", "fd-central"]
+    assert (Recorder.last.settings.N, Recorder.last.settings.methods) == ((2, 4), ("fd-central",))
     assert Recorder.last.options == {"fresh": True, "plugins": (FAKES,), "threads": 3,
                                      "retries": 0}  # fmt: skip
     assert capsys.readouterr().out == (
