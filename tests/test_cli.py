@@ -10,7 +10,7 @@ from pathlib import Path
 import fake_methods
 import pandas as pd
 import pytest
-from conftest import gradbench
+from conftest import gradbench, rho_max
 
 from gradbench import cli, config, registry, supervisor
 from gradbench.cli import main, summary_line
@@ -327,12 +327,13 @@ def test_list_shows_columns_sizes_references_and_unavailable_methods(capsys, tmp
 
 
 class _Counted(Backprop):
-    """Backprop that counts the gradients it is asked for."""
+    """Backprop that counts how often it is prepared and asked for a gradient."""
 
     name, kind = "counted", "exact"
-    calls = 0
+    prepared = calls = 0
 
     def prepare(self, problem):
+        type(self).prepared += 1
         backprop = super().prepare(problem)
 
         def grad_fn(theta):
@@ -346,7 +347,7 @@ class _Declines(Backprop):
     name = "declines"
 
     def supports(self, problem):
-        return "only for N ≥ 100"
+        return f"only for N ≥ 100, not {problem.net.N}"
 
 
 class _PrepareFails(Backprop):
@@ -360,7 +361,7 @@ class _Noted(Backprop):
     name, kind = "noted", "stochastic"  # stochastic: no tolerance checked per cell
 
     def note(self, problem):
-        return "seeded"
+        return f"seeded at P = {problem.P}"
 
 
 def _row(method, problem):
@@ -374,7 +375,7 @@ BLANK = {"loss": "", "grad_error": "", "grad_error_mean": "", "tolerance": "", "
 @pytest.mark.parametrize(
     ("method", "status"),
     [
-        (_Declines(), "declined: only for N ≥ 100"),
+        (_Declines(), "declined: only for N ≥ 100, not 3"),
         (_PrepareFails(), "error: MemoryError: no room"),
         (fake_methods.Raises(), "error: RuntimeError: boom"),
     ],
@@ -392,8 +393,9 @@ def test_check_lists_an_unavailable_method_with_its_reason():
 
 def test_check_row_of_a_correct_method_times_three_single_calls():
     problem = make_problem(3, 1, 4)
-    _Counted.calls = 0
+    _Counted.prepared = _Counted.calls = 0
     row = _row(_Counted(), problem)
+    assert _Counted.prepared == 1  # the checked function is the timed one
     assert _Counted.calls == 1 + 3  # one checked, three timed; the fastest is reported
     assert row["loss"] == f"{problem.loss(problem.theta0):.12g}"
     assert (row["grad_error"], row["grad_error_mean"]) == ("0.0e+00", "0.0e+00")
@@ -412,7 +414,7 @@ def test_check_row_of_a_wrong_method_says_by_how_much():
 
 def test_check_row_shows_a_missing_tolerance_and_the_methods_note():
     row = _row(_Noted(), make_problem(3, 1, 4))
-    assert (row["tolerance"], row["status"]) == ("-", "ok (seeded)")
+    assert (row["tolerance"], row["status"]) == ("-", "ok (seeded at P = 12)")
 
 
 def test_check_prints_the_problem_then_one_row_per_method(capsys):
@@ -519,6 +521,7 @@ class FakeSupervisor:
         self.rows, self.status = rows, status
 
     def __call__(self, worker, out, echo):
+        echo("gradbench: a line from the supervisor")
         self.workers = [worker(1), worker(2)]
         self.holder = json.loads((out / ".lock.json").read_text())
         if self.rows is not None:
@@ -543,10 +546,12 @@ def test_run_supervises_workers_and_counts_this_sweeps_cells(tmp_path, monkeypat
     head = [sys.executable, "-m", "gradbench", *argv]
     budget = ["--memory-budget", str(2**30)]  # measured once, passed to every worker
     assert fake.workers == [[*head, "--worker", "1", *budget], [*head, "--worker", "2", *budget]]
-    assert fake.holder["command"] == "run"
-    assert capsys.readouterr().out == (
+    assert fake.holder["command"] == "run" and re.fullmatch(r"\d{8}-\d{6}", fake.holder["run_id"])
+    out, err = capsys.readouterr()
+    assert out == (
         "gradbench: 5 cells: 3 ok, 1 skipped, 1 wrong — 1 need a look (see reason column)\n"
     )
+    assert err == "gradbench: a line from the supervisor\n"  # progress goes to stderr
     assert main([*argv, "--strict"]) == 1  # a wrong cell fails a strict run
     monkeypatch.setattr(supervisor, "supervise", FakeSupervisor(_rows(*CELLS[:3])))
     assert main([*argv, "--strict"]) == 0
@@ -642,14 +647,25 @@ def test_run_on_a_cluster(tmp_path, monkeypatch, capsys):
     assert Recorder.last.options == {"fresh": False, "plugins": (), "threads": 1, "retries": 2}
 
 
-def test_train_supervises_workers_under_the_lock(tmp_path, monkeypatch):
+def test_train_supervises_workers_under_the_lock(tmp_path, monkeypatch, capsys):
     fake = FakeSupervisor(status=4)
     monkeypatch.setattr(supervisor, "supervise", fake)
+    stale = {"pid": 999999999, "command": "train", "run_id": "old", "started": "2026-01-01"}
+    (tmp_path / ".lock.json").write_text(json.dumps(stale))  # a run that was killed
     argv = ["train", "--out", str(tmp_path)]
     assert main(argv) == 4  # the workers' status is the command's
     head = [sys.executable, "-m", "gradbench", *argv]
     assert fake.workers == [[*head, "--worker", "1"], [*head, "--worker", "2"]]
-    assert fake.holder["command"] == "train"
+    assert fake.holder["command"] == "train" and re.fullmatch(r"\d{8}-\d{6}", fake.holder["run_id"])
+    took_over, supervised = capsys.readouterr().err.splitlines()  # both on stderr
+    assert took_over.startswith("gradbench: took over the lock of ")
+    assert supervised == "gradbench: a line from the supervisor"
+
+
+def test_run_of_a_sweep_that_wrote_no_table_counts_no_cells(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(supervisor, "supervise", FakeSupervisor())
+    assert main(["run", "--out", str(tmp_path), *RUN]) == 0
+    assert capsys.readouterr().out == "gradbench: 0 cells: \n"
 
 
 SUMMARY = pd.DataFrame(
@@ -676,7 +692,7 @@ def trainer(monkeypatch):
     monkeypatch.setattr(training, "run_all", run_all)
     monkeypatch.setattr(training_analysis, "summarize", lambda t: SUMMARY if t else None)
     crossing = pd.DataFrame({"optimizer": ["powell"], "crossover_P": [42]})
-    monkeypatch.setattr(training_analysis, "crossovers", lambda s: crossing)
+    monkeypatch.setattr(training_analysis, "crossovers", lambda s: crossing if s is SUMMARY else 0)
     return calls
 
 
@@ -839,3 +855,11 @@ def test_check_defaults_to_seed_0(capsys):
     assert main(["check", "--N", "3", "--L", "1", "--B", "4", "--methods", "backprop"]) == 0
     problem = make_problem(3, 1, 4, seed=0)
     assert f"; loss {problem.loss(problem.theta0):.12g};" in capsys.readouterr().out
+
+
+def test_check_measures_the_error_against_the_reference_it_is_given():
+    """cmd_check computes backprop's gradient once, for every method's row."""
+    problem = make_problem(3, 1, 4)
+    g = reference_gradient(problem, problem.theta0)
+    row = cli._check_one(registry.Entry("backprop", "here", Backprop()), problem, 2 * g)
+    assert row["grad_error"] == f"{rho_max(g, 2 * g):.1e}" != "0.0e+00"
