@@ -477,9 +477,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     from gradbench import analysis, predict
 
-    if (args.P is None) == (args.N is None or args.L is None) or (args.N is None) != (
-        args.L is None
-    ):
+    if (args.P is None) == (args.N is None) or (args.N is None) != (args.L is None):
         raise GradbenchError("give either --P, or both --N and --L")
     spec = {"P": args.P} if args.P is not None else {"N": args.N, "L": args.L}
     g = analysis.load_gradients(Path(args.out) / "gradients.csv")

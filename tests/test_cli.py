@@ -513,6 +513,10 @@ def _rows(*cells):
     )
 
 
+# the lock's note of a run that was killed: the next run takes the lock over and says so
+STALE = {"pid": 999999999, "command": "run", "run_id": "old", "started": "2026-01-01"}
+
+
 class FakeSupervisor:
     """Stands in for supervisor.supervise: notes the worker command lines and the lock,
     writes the rows the workers would have written, returns their exit status."""
@@ -541,6 +545,7 @@ CELLS = [
 def test_run_supervises_workers_and_counts_this_sweeps_cells(tmp_path, monkeypatch, capsys):
     fake = FakeSupervisor(_rows(*CELLS))
     monkeypatch.setattr(supervisor, "supervise", fake)
+    (tmp_path / ".lock.json").write_text(json.dumps(STALE))
     argv = ["run", "--out", str(tmp_path), *RUN]
     assert main(argv) == 0
     head = [sys.executable, "-m", "gradbench", *argv]
@@ -551,7 +556,9 @@ def test_run_supervises_workers_and_counts_this_sweeps_cells(tmp_path, monkeypat
     assert out == (
         "gradbench: 5 cells: 3 ok, 1 skipped, 1 wrong — 1 need a look (see reason column)\n"
     )
-    assert err == "gradbench: a line from the supervisor\n"  # progress goes to stderr
+    took_over, supervised = err.splitlines()  # progress goes to stderr
+    assert took_over.startswith("gradbench: took over the lock of ")
+    assert supervised == "gradbench: a line from the supervisor"
     assert main([*argv, "--strict"]) == 1  # a wrong cell fails a strict run
     monkeypatch.setattr(supervisor, "supervise", FakeSupervisor(_rows(*CELLS[:3])))
     assert main([*argv, "--strict"]) == 0
@@ -650,8 +657,7 @@ def test_run_on_a_cluster(tmp_path, monkeypatch, capsys):
 def test_train_supervises_workers_under_the_lock(tmp_path, monkeypatch, capsys):
     fake = FakeSupervisor(status=4)
     monkeypatch.setattr(supervisor, "supervise", fake)
-    stale = {"pid": 999999999, "command": "train", "run_id": "old", "started": "2026-01-01"}
-    (tmp_path / ".lock.json").write_text(json.dumps(stale))  # a run that was killed
+    (tmp_path / ".lock.json").write_text(json.dumps(STALE))
     argv = ["train", "--out", str(tmp_path)]
     assert main(argv) == 4  # the workers' status is the command's
     head = [sys.executable, "-m", "gradbench", *argv]
@@ -787,8 +793,8 @@ def test_main_reads_the_command_line_by_default(monkeypatch, capsys):
 
 @pytest.mark.parametrize(
     "argv",
-    [[], ["--N", "4"], ["--L", "2"], ["--P", "1e6", "--N", "4"], ["--P", "1e6", "--N", "4",
-     "--L", "2"]],
+    [[], ["--N", "4"], ["--L", "2"], ["--P", "1e6", "--N", "4"], ["--P", "1e6", "--L", "2"],
+     ["--P", "1e6", "--N", "4", "--L", "2"]],
 )  # fmt: skip
 def test_predict_wants_either_P_or_N_and_L(argv, tmp_path, capsys):
     assert main(["predict", "--out", str(tmp_path), *argv]) == 2
