@@ -487,7 +487,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     print(
         f"PREDICTED (not measured) time of one gradient at P = {P} on "
         f"{first[analysis.machine_key(g)]}, from {Path(args.out) / 'gradients.csv'}: "
-        "forward-time law × cost law; 95 % prediction intervals from both fits' covariance."
+        "forward-time law × cost law; "  # pragma: no mutate
+        "95 % prediction intervals from both fits' covariance."  # pragma: no mutate
     )
     table = predict.table_for(g, analysis.load_presentation(), spec)
     print(table.to_string(index=False))
