@@ -65,6 +65,14 @@ def test_the_packaged_grids_load():
         ("[p]\nhard_limit_s = 1.0\n", "p", "{path} [p]: hard_limit_s must be at least budget_s"),
         ("[p.train]\nsizes = [[2, 1, 3]]\n", "p", "{path} [p]: train size [2, 1, 3] is not [N, L]"),
         ("[p.train]\nsizes = [[2, 0]]\n", "p", "{path} [p]: L must be a positive integer, got 0"),
+        ("[p]\nmethods = []\n", "p", "{path} [p]: methods is empty (leave it out for every"),
+        ("[p.train]\nseeds = 0\n", "p", "{path} [p]: train.seeds must be at least 1"),
+        ("[p.train]\nbudget_evals = 0.5\n", "p", "{path} [p]: train.budget_evals must be at"),
+        ("[p.train]\nper_class = 0\n", "p", "{path} [p]: train.per_class must be at least 1"),
+        ("[p.train]\nmax_train = 0\n", "p", "{path} [p]: train.max_train must be at least 1"),
+        ("[p.train]\nn_test = -1\n", "p", "{path} [p]: train.n_test must be ≥ 0 and train.lr_"),
+        ("[p.train]\nlr_grid = []\n", "p", "{path} [p]: train.n_test must be ≥ 0 and train.lr_"),
+        ("[p.train]\nlr_grid = [0.1, 0.0]\n", "p", "{path} [p]: train.n_test must be ≥ 0 and"),
     ],
 )
 def test_bad_profiles_are_refused_with_one_message(tmp_path, text, profile, message):
@@ -138,3 +146,7 @@ def test_max_P_limits_an_optimizer_or_every_gradient_free_one(optimizer, gradien
 
 def test_without_max_P_every_optimizer_runs_at_every_size():
     assert TrainSettings().runs_at("powell", True, 10**9) is True
+
+
+def test_no_held_out_samples_is_allowed(tmp_path):
+    assert _load(tmp_path, "[p.train]\nn_test = 0\n").train.n_test == 0
