@@ -869,3 +869,10 @@ def test_check_measures_the_error_against_the_reference_it_is_given():
     g = reference_gradient(problem, problem.theta0)
     row = cli._check_one(registry.Entry("backprop", "here", Backprop()), problem, 2 * g)
     assert row["grad_error"] == f"{rho_max(g, 2 * g):.1e}" != "0.0e+00"
+
+
+@pytest.mark.parametrize(("bias", "P"), [([], "8,320"), (["--no-bias"], "8,192")])
+def test_check_refuses_a_size_over_budget_naming_its_P(bias, P, capsys):
+    argv = ["check", "--N", "64", "--L", "2", "--dtype", "float32", "--memory-budget", "1K"]
+    assert main([*argv, *bias]) == 2
+    assert f"(P={P}), over the memory budget 1 KiB" in capsys.readouterr().err  # L·(N² + N)

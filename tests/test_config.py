@@ -150,3 +150,22 @@ def test_without_max_P_every_optimizer_runs_at_every_size():
 
 def test_no_held_out_samples_is_allowed(tmp_path):
     assert _load(tmp_path, "[p.train]\nn_test = 0\n").train.n_test == 0
+
+
+def test_max_P_is_a_table_of_sizes_by_optimizer(tmp_path):
+    t = _load(tmp_path, "[p.train]\nmax_P = {powell = 50, cma = 100}\nseeds = 3\n").train
+    assert (t.max_P, t.seeds) == ((("cma", 100), ("powell", 50)), 3)
+
+
+@pytest.mark.parametrize("value", ["3", "{cma = 1.5}", "[100]"])
+def test_max_P_of_another_shape_is_refused(value, tmp_path):
+    with pytest.raises(GradbenchError) as caught:
+        _load(tmp_path, f"[p.train]\nmax_P = {value}\n")
+    path = tmp_path / "grids.toml"
+    assert str(caught.value) == f"{path} [p].train: max_P must be a table of integers"
+
+
+def test_a_config_path_that_is_a_folder_is_named_with_the_reason(tmp_path):
+    with pytest.raises(GradbenchError) as caught:
+        config.load("p", tmp_path)
+    assert str(caught.value) == f"cannot read config file {tmp_path}: Is a directory"
