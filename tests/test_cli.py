@@ -312,6 +312,7 @@ def test_list_shows_columns_sizes_references_and_unavailable_methods(capsys, tmp
     assert lines[0].endswith(" at N=16 L=2 and N=64 L=4;")
     assert lines[1].endswith(" at N=64 L=4 B=64")
     assert lines[2].split() == ["method", "kind", "N=16", "L=2", "N=64", "L=4", "memory"]
+    assert not [line for line in lines if line.endswith(" ")]  # no trailing blanks
     rows = {
         line.split()[0]: (line.split(), after)
         for line, after in zip(lines[3:], lines[4:], strict=False)
@@ -418,14 +419,14 @@ def test_check_row_shows_a_missing_tolerance_and_the_methods_note():
 
 
 def test_check_prints_the_problem_then_one_row_per_method(capsys):
-    argv = "check --N 3 --L 1 --B 4 --activation relu --loss mse --dtype float32 --no-bias "
+    argv = "check --N 3 --L 2 --B 4 --activation relu --loss mse --dtype float32 --no-bias "
     assert main([*argv.split(), "--seed", "7", "--methods", "backprop"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    problem = make_problem(3, 1, 4, activation="relu", loss="mse", bias=False,
+    problem = make_problem(3, 2, 4, activation="relu", loss="mse", bias=False,
                            dtype="float32", seed=7)  # fmt: skip
     loss = f"{problem.loss(problem.theta0):.12g}"
     assert lines[0] == (
-        f"N=3 L=1 B=4 P=9 relu mse float32 bias=False; loss {loss}; "
+        f"N=3 L=2 B=4 P=18 relu mse float32 bias=False; loss {loss}; "
         "grad_error = max ρ against float64 backprop"
     )
     assert lines[1].split() == ["method", "loss", "grad_error", "grad_error_mean", "tolerance",
