@@ -97,6 +97,9 @@ MISTYPED = "[default]\nB = 'many'\n"
         (["check", "--memory-budget", "lots"], "expected a size such as 512M"),
         (["run", "--dtype", "float16"], "invalid choice: 'float16'"),
         (["run", "--activation", "gelu"], "invalid choice: 'gelu'"),
+        (["check", "--loss", "hinge"], "argument --loss: invalid choice: 'hinge'"),
+        (["check", "--dtype", "int8"], "argument --dtype: invalid choice: 'int8'"),
+        (["check", "--activation", "gelu"], "argument --activation: invalid choice: 'gelu'"),
     ],
 )
 def test_more_bad_input_gives_one_line_and_exit_2(argv, message, capsys, tmp_path):
