@@ -880,3 +880,22 @@ def test_check_refuses_a_size_over_budget_naming_its_P(bias, P, capsys):
     argv = ["check", "--N", "64", "--L", "2", "--dtype", "float32", "--memory-budget", "1K"]
     assert main([*argv, *bias]) == 2
     assert f"(P={P}), over the memory budget 1 KiB" in capsys.readouterr().err  # L·(N² + N)
+
+
+def test_the_supervisors_worker_option_is_hidden_from_help():
+    for command in ("run", "train"):
+        p = cli.build_parser()._subparsers._group_actions[0].choices[command]
+        worker = next(a for a in p._actions if a.dest == "worker")
+        assert worker.help == argparse.SUPPRESS
+
+
+@pytest.mark.parametrize("command", ["run", "train", "report", "predict"])
+def test_the_results_folder_is_results_by_default(command):
+    assert cli.build_parser().parse_args([command]).out == "results"
+
+
+def test_a_command_is_required(capsys):
+    assert main([]) == 2
+    assert capsys.readouterr().err.startswith(
+        "gradbench: error: the following arguments are required: command"
+    )
