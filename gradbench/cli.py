@@ -558,7 +558,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="show the traceback of an unexpected error",  # pragma: no mutate
     )
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", required=True)  # subcommands are _Parsers too
     p = _command(
         sub,
         "list",
@@ -601,7 +601,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=positive_int,
         help="BLAS threads (default: all cores)",  # pragma: no mutate
     )
-    _add_resume_args(p, "measure", "cells")
+    _add_resume_args(p, "measure", "cells")  # pragma: no mutate (words of its help texts)
     p.add_argument(
         "--strict",
         action="store_true",
@@ -660,7 +660,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=positive_int,
         help="BLAS threads (default 1)",  # pragma: no mutate
     )
-    _add_resume_args(p, "train", "runs")
+    _add_resume_args(p, "train", "runs")  # pragma: no mutate (words of its help texts)
     p.set_defaults(
         N=None, L=None, B=None, methods=None, budget=None, hard_limit=None,
         **dict.fromkeys(NETWORK_OPTIONS),

@@ -730,6 +730,11 @@ def test_train_keeps_the_profiles_budget_and_extends(trainer, tmp_path):
     assert trainer["settings"] == config.load("default")
 
 
+def test_train_takes_plugin_files(trainer, tmp_path):
+    assert main(["train", "--out", str(tmp_path), "--plugin", FAKES, "--worker", "1"]) == 0
+    assert "fake-raises" in trainer["entries"]
+
+
 class _Flushes(io.StringIO):
     flushes = 0
 
