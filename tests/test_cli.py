@@ -904,3 +904,28 @@ def test_a_command_is_required(capsys):
     assert capsys.readouterr().err.startswith(
         "gradbench: error: the following arguments are required: command"
     )
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["merge", "x"], "the following arguments are required: --out"),
+        (["merge", "--out", "m"], "the following arguments are required: DIR"),
+        (["predict", "--P", "0"], "argument --P: expected a positive number, got 0"),
+        (["predict", "--N", "0", "--L", "1"], "argument --N: expected a positive integer, got 0"),
+        (["predict", "--N", "1", "--L", "0"], "argument --L: expected a positive integer, got 0"),
+        (["train", "--threads", "0"], "argument --threads: expected a positive integer, got 0"),
+        (["train", "--budget", "0"], "argument --budget: expected a positive number, got 0"),
+        (["run", "--threads", "0"], "argument --threads: expected a positive integer, got 0"),
+        (["run", "--budget", "-1"], "argument --budget: expected a positive number, got -1"),
+        (["run", "--hard-limit", "0"], "argument --hard-limit: expected a positive number"),
+        (["run", "--retries", "-1"], "argument --retries: expected a positive integer, got -1"),
+        (["run", "--worker", "0"], "argument --worker: expected a positive integer, got 0"),
+        (["run", "--fresh", "--extend"], "argument --extend: not allowed with argument --fresh"),
+        (["train", "--fresh", "--extend"], "argument --extend: not allowed with argument --fresh"),
+    ],
+)
+def test_each_commands_options_are_checked_before_anything_runs(argv, message, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"gradbench: error: {message}") and err.count("\n") == 1, err
