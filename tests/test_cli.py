@@ -929,3 +929,10 @@ def test_each_commands_options_are_checked_before_anything_runs(argv, message, c
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"gradbench: error: {message}") and err.count("\n") == 1, err
+
+
+def test_checks_memory_budget_counts_the_bytes_of_the_dtype_asked_for():
+    # float32 at N=64, L=2, B=64: θ (P = 8320), X (B·N = 4096), labels (B = 64) and two
+    # layers' activations (2·B·N = 8192): 20672 numbers × 4 bytes (float64 would need twice)
+    argv = ["check", "--N", "64", "--L", "2", "--dtype", "float32", "--methods", "backprop"]
+    assert main([*argv, "--memory-budget", str(20672 * 4)]) == 0
