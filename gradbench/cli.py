@@ -73,7 +73,8 @@ def _add_memory_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--memory-budget",
         type=byte_size,
-        help="bytes one cell may use, e.g. 4G (default: half the memory available at start)",
+        help="bytes one cell may use, e.g. 4G "  # pragma: no mutate
+        "(default: half the memory available at start)",  # pragma: no mutate
     )
 
 
@@ -83,22 +84,84 @@ NETWORK_OPTIONS = ("activation", "loss", "dtype", "bias", "seed")
 def _add_network_args(p: argparse.ArgumentParser, *, grid: bool = False) -> None:
     """Network options; for a grid (``run``) they default to the profile's values."""
     if grid:
-        p.add_argument("--N", type=int_list, help="widths, e.g. 4,8,16")
-        p.add_argument("--L", type=int_list, help="depths, e.g. 1,2,4")
-        p.add_argument("--B", type=positive_int, help="batch size")
+        p.add_argument(
+            "--N",
+            type=int_list,
+            help="widths, e.g. 4,8,16",  # pragma: no mutate
+        )
+        p.add_argument(
+            "--L",
+            type=int_list,
+            help="depths, e.g. 1,2,4",  # pragma: no mutate
+        )
+        p.add_argument(
+            "--B",
+            type=positive_int,
+            help="batch size",  # pragma: no mutate
+        )
     else:
-        p.add_argument("--N", type=positive_int, default=8, help="width (default 8)")
-        p.add_argument("--L", type=positive_int, default=3, help="depth (default 3)")
-        p.add_argument("--B", type=positive_int, default=64, help="batch size (default 64)")
+        p.add_argument(
+            "--N",
+            type=positive_int,
+            default=8,
+            help="width (default 8)",  # pragma: no mutate
+        )
+        p.add_argument(
+            "--L",
+            type=positive_int,
+            default=3,
+            help="depth (default 3)",  # pragma: no mutate
+        )
+        p.add_argument(
+            "--B",
+            type=positive_int,
+            default=64,
+            help="batch size (default 64)",  # pragma: no mutate
+        )
     settings = config.Settings()
     default = {k: None if grid else getattr(settings, k) for k in NETWORK_OPTIONS}
-    p.add_argument("--activation", choices=list(ACTIVATIONS), default=default["activation"])
-    p.add_argument("--loss", choices=list(LOSSES), default=default["loss"])
-    p.add_argument("--dtype", choices=list(DTYPES), default=default["dtype"])
-    p.add_argument("--no-bias", dest="bias", action="store_false", default=default["bias"])
-    p.add_argument("--seed", type=int, default=default["seed"])
-    p.add_argument("--methods", type=name_list, help="comma-separated method names")
-    p.add_argument("--plugin", action="append", default=[], help="a local plugin file (repeatable)")
+    p.add_argument(
+        "--activation",
+        choices=list(ACTIVATIONS),
+        default=default["activation"],
+        help="between layers",  # pragma: no mutate
+    )
+    p.add_argument(
+        "--loss",
+        choices=list(LOSSES),
+        default=default["loss"],
+        help="loss on the outputs",  # pragma: no mutate
+    )
+    p.add_argument(
+        "--dtype",
+        choices=list(DTYPES),
+        default=default["dtype"],
+        help="floating-point type",  # pragma: no mutate
+    )
+    p.add_argument(
+        "--no-bias",
+        dest="bias",
+        action="store_false",
+        default=default["bias"],
+        help="layers without bias",  # pragma: no mutate
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=default["seed"],
+        help="seed of the data and the initial weights",  # pragma: no mutate
+    )
+    p.add_argument(
+        "--methods",
+        type=name_list,
+        help="comma-separated method names",  # pragma: no mutate
+    )
+    p.add_argument(
+        "--plugin",
+        action="append",
+        default=[],
+        help="a local plugin file (repeatable)",  # pragma: no mutate
+    )
     _add_memory_arg(p)
 
 
@@ -146,10 +209,10 @@ def cmd_list(args: argparse.Namespace) -> int:
         costs = [_number(m.cost(net)) for net in LIST_SIZES]
         memory = _bytes(ask(m, "memory", large, LIST_B))
         lines += _listing(e.name, m.kind, costs, memory, "", m.description)
-    lines += _listing(FORWARD, "timed", ["1", "1"], "-", "", "problem.loss(θ), the unit of cost.")
-    lines += _listing(
-        FLOOR, "timed", ["-", "-"], "-", "", "backprop's bare matrix products, the floor it nears."
-    )
+    forward = "problem.loss(θ), the unit of cost."  # pragma: no mutate
+    floor = "backprop's bare matrix products, the floor it nears."  # pragma: no mutate
+    lines += _listing(FORWARD, "timed", ["1", "1"], "-", "", forward)
+    lines += _listing(FLOOR, "timed", ["-", "-"], "-", "", floor)
     print("\n".join(lines))
     return 0
 
@@ -414,9 +477,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     from gradbench import analysis, predict
 
-    if (args.P is None) == (args.N is None or args.L is None) or (args.N is None) != (
-        args.L is None
-    ):
+    if (args.P is None) == (args.N is None) or (args.N is None) != (args.L is None):
         raise GradbenchError("give either --P, or both --N and --L")
     spec = {"P": args.P} if args.P is not None else {"N": args.N, "L": args.L}
     g = analysis.load_gradients(Path(args.out) / "gradients.csv")
@@ -426,8 +487,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
     print(
         f"PREDICTED (not measured) time of one gradient at P = {P} on "
         f"{first[analysis.machine_key(g)]}, from {Path(args.out) / 'gradients.csv'}: "
-        "forward-time law × cost law; 95 % prediction intervals from both fits' errors and, "
-        "beyond the measured range, each law's slope gap to its theory (see predict.py)."
+        "forward-time law × cost law; "  # pragma: no mutate
+        "95 % prediction intervals from both fits' errors and, "  # pragma: no mutate
+        "beyond the measured range, each law's slope gap "  # pragma: no mutate
+        "to its theory (see predict.py)."  # pragma: no mutate
     )
     table = predict.table_for(g, analysis.load_presentation(), spec)
     print(table.to_string(index=False))
@@ -447,9 +510,20 @@ def cmd_merge(args: argparse.Namespace) -> int:
 
 
 def _add_run_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--profile", default="default", help="profile in the config file")
-    p.add_argument("--config", help="a TOML file of profiles (default: the packaged grids.toml)")
-    p.add_argument("--out", default="results", help="results folder (default results/)")
+    p.add_argument(
+        "--profile",
+        default="default",
+        help="profile in the config file",  # pragma: no mutate
+    )
+    p.add_argument(
+        "--config",
+        help="a TOML file of profiles (default: the packaged grids.toml)",  # pragma: no mutate
+    )
+    p.add_argument(
+        "--out",
+        default="results",
+        help="results folder (default results/)",  # pragma: no mutate
+    )
 
 
 def _add_resume_args(p: argparse.ArgumentParser, verb: str, items: str) -> None:
@@ -471,80 +545,182 @@ def _add_resume_args(p: argparse.ArgumentParser, verb: str, items: str) -> None:
     p.add_argument("--worker", type=positive_int, help=argparse.SUPPRESS)  # set by the supervisor
 
 
+def _command(sub, name: str, func, text: str) -> argparse.ArgumentParser:
+    """A subcommand: its name, the function that runs it and its line in --help."""
+    p = sub.add_parser(name, help=text)
+    p.set_defaults(func=func)
+    return p
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="gradbench", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="gradbench", description=__doc__.splitlines()[0])  # pragma: no mutate
     parser.add_argument("--version", action="version", version=f"gradbench {__version__}")
     parser.add_argument(
-        "--debug", action="store_true", help="show the traceback of an unexpected error"
+        "--debug",
+        action="store_true",
+        help="show the traceback of an unexpected error",  # pragma: no mutate
     )
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    p = sub.add_parser("list", help="list every gradient method and whether it is available")
-    p.add_argument("--plugin", action="append", default=[], help="a local plugin file")
-    p.set_defaults(func=cmd_list)
-    p = sub.add_parser("check", help="every method's loss, error ρ against backprop and time")
+    sub = parser.add_subparsers(dest="command", required=True)  # subcommands are _Parsers too
+    p = _command(
+        sub,
+        "list",
+        cmd_list,
+        "list every gradient method and whether it is available",  # pragma: no mutate
+    )
+    p.add_argument(
+        "--plugin",
+        action="append",
+        default=[],
+        help="a local plugin file",  # pragma: no mutate
+    )
+    p = _command(
+        sub,
+        "check",
+        cmd_check,
+        "every method's loss, error ρ against backprop and time",  # pragma: no mutate
+    )
     _add_network_args(p)
-    p.set_defaults(func=cmd_check)
-    p = sub.add_parser("run", help="time every method across the grid (pytest-benchmark)")
+    p = _command(
+        sub,
+        "run",
+        cmd_run,
+        "time every method across the grid (pytest-benchmark)",  # pragma: no mutate
+    )
     _add_run_args(p)
     _add_network_args(p, grid=True)
     p.add_argument(
-        "--budget", type=positive_float, help="seconds per gradient before a cell is skipped"
+        "--budget",
+        type=positive_float,
+        help="seconds per gradient before a cell is skipped",  # pragma: no mutate
     )
     p.add_argument(
         "--hard-limit",
         type=positive_float,
-        help="seconds before a call is stopped (default 10× budget)",
+        help="seconds before a call is stopped (default 10× budget)",  # pragma: no mutate
     )
-    p.add_argument("--threads", type=positive_int, help="BLAS threads (default 1)")
-    _add_resume_args(p, "measure", "cells")
     p.add_argument(
-        "--strict", action="store_true", help="exit 1 if any cell crashed, timed out or is wrong"
+        "--threads",
+        type=positive_int,
+        help="BLAS threads (default 1)",  # pragma: no mutate
+    )
+    _add_resume_args(p, "measure", "cells")  # pragma: no mutate (words of its help texts)
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="exit 1 if any cell crashed, timed out or is wrong",  # pragma: no mutate
     )
     p.add_argument(
         "--cluster",
-        metavar="ADDRESS",
-        help="run each size on a Dask worker: a scheduler address (tcp://host:8786), or "
-        "local:K for K local worker processes (needs the 'cluster' extra)",
+        metavar="ADDRESS",  # pragma: no mutate
+        help="run each size on a Dask worker: "  # pragma: no mutate
+        "a scheduler address (tcp://host:8786), or "  # pragma: no mutate
+        "local:K for K local worker processes (needs the 'cluster' extra)",  # pragma: no mutate
     )
     p.add_argument(
         "--retries",
         type=non_negative_int,
         default=2,
-        help="with --cluster: times a size lost with its worker is run again (default 2)",
+        help="with --cluster: times a size lost with its worker is run "  # pragma: no mutate
+        "again (default 2)",  # pragma: no mutate
     )
-    p.set_defaults(func=cmd_run)
-    p = sub.add_parser("compare", help="two results folders side by side, cell by cell")
-    p.add_argument("a", help="results folder A (the baseline)")
-    p.add_argument("b", help="results folder B")
-    p.set_defaults(func=cmd_compare)
-    p = sub.add_parser("train", help="gradient-free against gradient-based training, equal budgets")
+    p = _command(
+        sub,
+        "compare",
+        cmd_compare,
+        "two results folders side by side, cell by cell",  # pragma: no mutate
+    )
+    p.add_argument(
+        "a",
+        help="results folder A (the baseline)",  # pragma: no mutate
+    )
+    p.add_argument(
+        "b",
+        help="results folder B",  # pragma: no mutate
+    )
+    p = _command(
+        sub,
+        "train",
+        cmd_train,
+        "gradient-free against gradient-based training, equal budgets",  # pragma: no mutate
+    )
     _add_run_args(p)
     p.add_argument(
         "--budget",
         dest="budget_train",
         type=positive_float,
-        help="forward-pass equivalents per run (a loss = 1, a gradient = its cost model)",
+        help="forward-pass equivalents per run "  # pragma: no mutate
+        "(a loss = 1, a gradient = its cost model)",  # pragma: no mutate
     )
-    p.add_argument("--plugin", action="append", default=[], help="a local plugin file")
-    p.add_argument("--threads", type=positive_int, help="BLAS threads (default 1)")
-    _add_resume_args(p, "train", "runs")
+    p.add_argument(
+        "--plugin",
+        action="append",
+        default=[],
+        help="a local plugin file",  # pragma: no mutate
+    )
+    p.add_argument(
+        "--threads",
+        type=positive_int,
+        help="BLAS threads (default 1)",  # pragma: no mutate
+    )
+    _add_resume_args(p, "train", "runs")  # pragma: no mutate (words of its help texts)
     p.set_defaults(
-        func=cmd_train, N=None, L=None, B=None, methods=None, budget=None, hard_limit=None,
+        N=None, L=None, B=None, methods=None, budget=None, hard_limit=None,
         **dict.fromkeys(NETWORK_OPTIONS),
     )  # fmt: skip
-    p = sub.add_parser("merge", help="results folders of several machines in one table")
-    p.add_argument("folders", nargs="+", metavar="DIR", help="results folders to merge")
-    p.add_argument("--out", required=True, help="folder for the merged gradients.csv")
-    p.set_defaults(func=cmd_merge)
-    p = sub.add_parser("report", help="fits, figures and REPORT.md from the CSV files alone")
-    p.add_argument("--out", default="results", help="results folder (default results/)")
-    p.set_defaults(func=cmd_report)
-    p = sub.add_parser("predict", help="predicted time of one gradient at a size not measured")
-    p.add_argument("--out", default="results", help="results folder (default results/)")
-    p.add_argument("--P", type=positive_float, help="number of weights, e.g. 25e6")
-    p.add_argument("--N", type=positive_int, help="width (with --L)")
-    p.add_argument("--L", type=positive_int, help="depth (with --N)")
-    p.set_defaults(func=cmd_predict)
+    p = _command(
+        sub,
+        "merge",
+        cmd_merge,
+        "results folders of several machines in one table",  # pragma: no mutate
+    )
+    p.add_argument(
+        "folders",
+        nargs="+",
+        metavar="DIR",  # pragma: no mutate
+        help="results folders to merge",  # pragma: no mutate
+    )
+    p.add_argument(
+        "--out",
+        required=True,
+        help="folder for the merged gradients.csv",  # pragma: no mutate
+    )
+    p = _command(
+        sub,
+        "report",
+        cmd_report,
+        "fits, figures and REPORT.md from the CSV files alone",  # pragma: no mutate
+    )
+    p.add_argument(
+        "--out",
+        default="results",
+        help="results folder (default results/)",  # pragma: no mutate
+    )
+    p = _command(
+        sub,
+        "predict",
+        cmd_predict,
+        "predicted time of one gradient at a size not measured",  # pragma: no mutate
+    )
+    p.add_argument(
+        "--out",
+        default="results",
+        help="results folder (default results/)",  # pragma: no mutate
+    )
+    p.add_argument(
+        "--P",
+        type=positive_float,
+        help="number of weights, e.g. 25e6",  # pragma: no mutate
+    )
+    p.add_argument(
+        "--N",
+        type=positive_int,
+        help="width (with --L)",  # pragma: no mutate
+    )
+    p.add_argument(
+        "--L",
+        type=positive_int,
+        help="depth (with --N)",  # pragma: no mutate
+    )
     return parser
 
 

@@ -65,6 +65,14 @@ def test_the_packaged_grids_load():
         ("[p]\nhard_limit_s = 1.0\n", "p", "{path} [p]: hard_limit_s must be at least budget_s"),
         ("[p.train]\nsizes = [[2, 1, 3]]\n", "p", "{path} [p]: train size [2, 1, 3] is not [N, L]"),
         ("[p.train]\nsizes = [[2, 0]]\n", "p", "{path} [p]: L must be a positive integer, got 0"),
+        ("[p]\nmethods = []\n", "p", "{path} [p]: methods is empty (leave it out for every"),
+        ("[p.train]\nseeds = 0\n", "p", "{path} [p]: train.seeds must be at least 1"),
+        ("[p.train]\nbudget_evals = 0.5\n", "p", "{path} [p]: train.budget_evals must be at"),
+        ("[p.train]\nper_class = 0\n", "p", "{path} [p]: train.per_class must be at least 1"),
+        ("[p.train]\nmax_train = 0\n", "p", "{path} [p]: train.max_train must be at least 1"),
+        ("[p.train]\nn_test = -1\n", "p", "{path} [p]: train.n_test must be ≥ 0 and train.lr_"),
+        ("[p.train]\nlr_grid = []\n", "p", "{path} [p]: train.n_test must be ≥ 0 and train.lr_"),
+        ("[p.train]\nlr_grid = [0.1, 0.0]\n", "p", "{path} [p]: train.n_test must be ≥ 0 and"),
     ],
 )
 def test_bad_profiles_are_refused_with_one_message(tmp_path, text, profile, message):
@@ -111,3 +119,53 @@ def test_settings_build_the_network_and_problem_they_describe():
     assert p.net == net and p.B == 5 and p.seed == 3 and p.X.dtype == np.float32
     assert s.problem(4, 2, seed=7).seed == 7
     assert not np.array_equal(s.problem(4, 2, seed=7).X, p.X)
+
+
+@pytest.mark.parametrize(
+    ("N", "P", "n"),
+    [(4, 20, 40), (4, 100, 100), (4, 4096, 4096), (4, 4097, 4096), (500, 10**6, 5000)],
+)
+def test_training_samples_are_P_clipped_to_10_per_class_and_4096(N, P, n):
+    assert TrainSettings().n_train(N, P) == n
+
+
+@pytest.mark.parametrize(
+    ("optimizer", "gradient_free", "P", "runs"),
+    [
+        ("cma", True, 100, True),
+        ("cma", True, 101, False),  # its own limit, not the gradient-free one
+        ("powell", True, 50, True),
+        ("powell", True, 51, False),  # the limit of every gradient-free optimizer
+        ("gd/backprop", False, 10**9, True),  # with a gradient: no limit
+    ],
+)
+def test_max_P_limits_an_optimizer_or_every_gradient_free_one(optimizer, gradient_free, P, runs):
+    t = TrainSettings(max_P=(("cma", 100), ("gradient-free", 50)))
+    assert t.runs_at(optimizer, gradient_free, P) is runs
+
+
+def test_without_max_P_every_optimizer_runs_at_every_size():
+    assert TrainSettings().runs_at("powell", True, 10**9) is True
+
+
+def test_no_held_out_samples_is_allowed(tmp_path):
+    assert _load(tmp_path, "[p.train]\nn_test = 0\n").train.n_test == 0
+
+
+def test_max_P_is_a_table_of_sizes_by_optimizer(tmp_path):
+    t = _load(tmp_path, "[p.train]\nmax_P = {powell = 50, cma = 100}\nseeds = 3\n").train
+    assert (t.max_P, t.seeds) == ((("cma", 100), ("powell", 50)), 3)
+
+
+@pytest.mark.parametrize("value", ["3", "{cma = 1.5}", "[100]"])
+def test_max_P_of_another_shape_is_refused(value, tmp_path):
+    with pytest.raises(GradbenchError) as caught:
+        _load(tmp_path, f"[p.train]\nmax_P = {value}\n")
+    path = tmp_path / "grids.toml"
+    assert str(caught.value) == f"{path} [p].train: max_P must be a table of integers"
+
+
+def test_a_config_path_that_is_a_folder_is_named_with_the_reason(tmp_path):
+    with pytest.raises(GradbenchError) as caught:
+        config.load("p", tmp_path)
+    assert str(caught.value) == f"cannot read config file {tmp_path}: Is a directory"
