@@ -36,6 +36,7 @@ from gradbench.sweep import (
     deadline,
     kept_on_resume,
     rounds_for,
+    write_line,
 )
 
 FAKES = str(Path(__file__).with_name("fake_methods.py"))
@@ -325,7 +326,7 @@ class FakeBenchmark:
         for _ in range(rounds):
             setup()
             target()
-        data = ROUND_TIMES[:rounds]
+        data = [ROUND_TIMES[i % len(ROUND_TIMES)] for i in range(rounds)]
         stats = SimpleNamespace(median=0.0035, min=1e-3, iqr=3e-3, rounds=rounds, data=data)
         self.stats = SimpleNamespace(stats=stats)
 
@@ -410,16 +411,17 @@ def run_all(sweep):
     return out
 
 
-@pytest.fixture(scope="module")
-def swept(tmp_path_factory):
-    out = tmp_path_factory.mktemp("inproc")
-    methods = (Backprop(), fake_methods.OffByTenPercent(), fake_methods.Raises(),
-               fake_methods.Huge(), Declines(), PrepareRaises(), Hoards(), Counts())  # fmt: skip
-    sweep = Sweep(FAST, entries(*methods, unavailable=["fake-missing"]), out,
+def swept(folder, *methods, settings=FAST, unavailable=()):
+    """A sweep of ``methods`` in ``folder``, every cell measured on a fake benchmark:
+    (sweep, {(method, N, L): (row, benchmark)}, its progress lines)."""
+    sweep = Sweep(settings, entries(*methods, unavailable=unavailable), folder,
                   memory_budget=2**30)  # fmt: skip
     lines = []
     sweep.echo = lines.append
     return sweep, run_all(sweep), lines
+
+
+ONE_LAYER = replace(FAST, L=(1,))
 
 
 @in_process
@@ -433,8 +435,8 @@ def test_cells_run_by_growing_p_references_first(tmp_path):
 
 
 @in_process
-def test_a_timed_cell_records_the_benchmarks_statistics_and_its_cost_model(swept):
-    sweep, rows, _ = swept
+def test_a_timed_cell_records_the_benchmarks_statistics_and_its_cost_model(tmp_path):
+    sweep, rows, _ = swept(tmp_path, Backprop())
     row, bench = rows[("backprop", 2, 2)]
     assert (row["status"], row["reason"], row["kind"]) == ("ok", "", "exact")
     assert (row["time_median_s"], row["time_min_s"], row["time_iqr_s"]) == (0.0035, 1e-3, 3e-3)
@@ -446,11 +448,14 @@ def test_a_timed_cell_records_the_benchmarks_statistics_and_its_cost_model(swept
     # its forward time is the median of the forward calls paired with its rounds
     assert row["forward_time_s"] == pytest.approx(np.median(bench.extra_info["forward_times_s"]))
     assert row["numpy"] == np.__version__ and row["gradbench"] == sweep.env["gradbench"]
+    env = sweep.env
+    assert (row["machine"], row["blas_threads"]) == (env["machine"], env["blas_threads"])
+    assert row["timestamp"].endswith("+00:00")  # UTC
 
 
 @in_process
-def test_each_reference_is_its_own_denominator(swept):
-    _, rows, _ = swept
+def test_each_reference_is_its_own_denominator(tmp_path):
+    _, rows, _ = swept(tmp_path, Backprop(), settings=ONE_LAYER)
     forward, fbench = rows[("forward", 2, 1)]
     floor, lbench = rows[("matmul-floor", 2, 1)]
     backprop, bbench = rows[("backprop", 2, 1)]
@@ -465,7 +470,6 @@ def test_each_reference_is_its_own_denominator(swept):
     assert (backprop["ratio_to_backprop"], backprop["ratio_to_backprop_lo"],
             backprop["ratio_to_backprop_hi"]) == (1.0, 1.0, 1.0)  # fmt: skip
     assert backprop["ratio_to_floor"] > 0 and backprop["ratio_to_forward"] > 0
-    assert math.isnan(floor.get("ratio_to_backprop", math.nan))
     # every denominator is timed before each round and once after the last
     timed = {b.extra_info["method"]: sorted(k for k in b.extra_info if k.endswith("_times_s"))
              for b in (fbench, lbench, bbench)}  # fmt: skip
@@ -473,36 +477,34 @@ def test_each_reference_is_its_own_denominator(swept):
                      "backprop": ["floor_times_s", "forward_times_s"]}  # fmt: skip
     assert len(bbench.extra_info["floor_times_s"]) == 7
     assert bbench.extra_info["ratio_to_backprop"] == 1.0
+    # problem: (P + B·N + B) float64s; forward 2·B·N, floor 3·B·N + 2·N² (N=2, B=64, P=6)
+    problem = (6 + 128 + 64) * 8
+    assert forward["projected_bytes"] == problem + 256 * 8
+    assert floor["projected_bytes"] == problem + (384 + 8) * 8
 
 
 @in_process
-def test_a_method_is_paired_with_the_forward_pass_and_backprop(swept):
-    _, rows, _ = swept
-    row, bench = rows[("fake-counts", 2, 1)]
+def test_a_method_is_paired_with_backprop_and_records_its_note_stats_and_projections(tmp_path):
+    _, rows, _ = swept(tmp_path, Backprop(), Counts())
+    first, bench = rows[("fake-counts", 2, 1)]
     assert sorted(k for k in bench.extra_info if k.endswith("_times_s")) == [
         "backprop_times_s", "forward_times_s",
     ]  # fmt: skip
     assert len(bench.extra_info["backprop_times_s"]) == 7
-    assert row["ratio_to_backprop"] > 0 and row["ratio_to_forward"] > 0
-    assert math.isnan(row["memory_model_bytes"])
+    assert first["ratio_to_backprop"] > 0 and first["ratio_to_forward"] > 0
+    assert math.isnan(first["memory_model_bytes"])
     assert bench.extra_info["memory_model_bytes"] is None  # NaN is written as null
-
-
-@in_process
-def test_a_method_records_its_note_stats_and_projections(swept):
-    _, rows, _ = swept
     row, _ = rows[("fake-counts", 2, 2)]
     assert (row["note"], row["ops_forward"], row["prepare_cost"]) == ("counted", 7, 12.0)
     assert "not_a_column" not in row
+    assert first["projected_s"] == pytest.approx(4 * 0.0035)  # no history: forward × cost
     # projected from the same method's cell at P=6, 3.5 ms at cost 4, whose paired forward
     # calls took f: by operations 3.5 ms · 12/6 = 7 ms; by the forward pass (its median at
     # (2, 2) is 3.5 ms) 3.5 ms · 4 · 3.5 ms / (f · 4); the larger
-    first = rows[("fake-counts", 2, 1)][0]
     by_forward = 0.0035 * 4 * 0.0035 / (first["forward_time_s"] * 4)
     assert row["projected_s"] == pytest.approx(max(7e-3, by_forward))
     assert row["projected_prepare_s"] == pytest.approx(first["prepare_s"] * 12 / 6)
     assert row["peak_mem_bytes"] > 0
-    assert first["projected_s"] == pytest.approx(4 * 0.0035)  # no history: forward × cost
 
 
 @in_process
@@ -523,59 +525,50 @@ def test_a_method_is_validated_warmed_probed_then_timed(tmp_path, monkeypatch, s
     assert method.calls == calls and row["prepare_s"] == step
 
 
+FAILING = (fake_methods.OffByTenPercent(), fake_methods.Raises(), fake_methods.Huge(),
+           Declines(), PrepareRaises(), Hoards())  # fmt: skip
+
+
 @in_process
-def test_each_failure_is_recorded_with_its_reason(swept):
-    _, rows, _ = swept
-    status = {m: (r["status"], r["reason"]) for (m, N, L), (r, _) in rows.items() if L == 1}
+def test_each_failure_is_recorded_with_its_reason_and_the_sweep_goes_on(tmp_path):
+    _, rows, lines = swept(tmp_path, *FAILING, settings=ONE_LAYER, unavailable=["fake-missing"])
+    status = {m: (r["status"], r["reason"]) for (m, _, _), (r, _) in rows.items()}
     assert status["fake-raises"] == ("error", "RuntimeError: boom")
     assert status["fake-prepare-raises"] == ("error", "ValueError: no set-up today")
     assert status["fake-declines"] == ("skipped", "declined: not at this size")
     assert status["fake-missing"] == ("skipped", "unavailable: needs x (not installed)")
     # 1e12 forward passes of 3.5 ms
     assert status["fake-huge"] == ("skipped", "projected 3.5e+09 s > budget 1000 s")
-    assert status["fake-off-by-ten-percent"][0] == "wrong"
-    assert status["fake-off-by-ten-percent"][1].startswith("grad_error ")
     # 1e15 bytes + the problem's (6 + 64·2 + 64) float64s = 1584 B: 909 TiB
     assert status["fake-hoards"] == ("skipped", "memory: projected 909 TiB > budget 1 GiB")
     hoards = rows[("fake-hoards", 2, 1)][0]
     assert (hoards["memory_model_bytes"], hoards["projected_bytes"]) == (1e15, 1e15 + 1584)
     missing = rows[("fake-missing", 2, 1)][0]
     assert missing["kind"] == "" and math.isnan(missing["loss_evals"])
-    assert rows[("fake-raises", 2, 1)][0]["kind"] == "approximate"
+    raises = rows[("fake-raises", 2, 1)][0]  # no memory model: one forward pass's worth
+    assert raises["kind"] == "approximate" and raises["projected_bytes"] == 1584 + 256 * 8
+    assert math.isnan(raises["memory_model_bytes"])
+    # a wrong gradient is still timed
+    wrong, bench = rows[("fake-off-by-ten-percent", 2, 1)]
+    assert (wrong["status"], wrong["time_median_s"], bench.rounds) == ("wrong", 0.0035, 6)
+    assert wrong["reason"].startswith("grad_error ") and wrong["grad_error"] > 1e-8
+    # one progress line per cell, counting them
+    assert len(lines) == 9 and lines[-1].startswith("[9/9] fake-missing ")
+    assert lines[4].startswith("[5/9] fake-huge        N=2    L=1  skipped: projected 3.5e+09 s")
 
 
 @in_process
-def test_a_wrong_gradient_is_still_timed(swept):
-    _, rows, _ = swept
-    row, bench = rows[("fake-off-by-ten-percent", 2, 1)]
-    assert row["time_median_s"] == 0.0035 and bench.rounds == 6
-    assert row["grad_error"] > 1e-8 and row["tolerance"] == 1e-8
-
-
-@in_process
-def test_reference_cells_need_two_forward_activations_or_the_floors_arrays(swept):
-    _, rows, _ = swept
-    # problem: (P + B·N + B) float64s; forward 2·B·N, floor 3·B·N + 2·N² (N=2, B=64, P=6)
-    problem = (6 + 128 + 64) * 8
-    forward, floor = rows[("forward", 2, 1)][0], rows[("matmul-floor", 2, 1)][0]
-    assert forward["projected_bytes"] == problem + 256 * 8
-    assert floor["projected_bytes"] == problem + (384 + 8) * 8
-    undeclared = rows[("fake-raises", 2, 1)][0]  # no memory model: one forward pass's worth
-    assert undeclared["projected_bytes"] == problem + 256 * 8
-    assert math.isnan(undeclared["memory_model_bytes"])
-
-
-@in_process
-def test_a_resumed_sweep_keeps_final_rows_and_measures_errors_again(swept):
-    sweep, rows, _ = swept
-    again = Sweep(FAST, list(sweep.entries.values()), sweep.out, memory_budget=2**30)
+def test_a_resumed_sweep_keeps_final_rows_and_measures_errors_again(tmp_path):
+    methods = Backprop(), PrepareRaises(), Hoards()
+    sweep, _, _ = swept(tmp_path, *methods, settings=ONE_LAYER)
+    again = Sweep(ONE_LAYER, entries(*methods), tmp_path, memory_budget=2**30)
     lines = []
     again.echo = lines.append
     assert again.run_id == sweep.run_id
     never = FakeBenchmark(fails=AssertionError("measured again"))
     kept = again.measure(never, Cell("backprop", 2, 1))
     assert kept["resumed"] and kept["time_median_s"] == 0.0035 and again.finished == 1
-    assert lines[0].startswith("[1/22] backprop         N=2    L=1  on file (0.0035 s, ")
+    assert lines[0].startswith("[1/5] backprop         N=2    L=1  on file (0.0035 s, ")
     redone = again.measure(FakeBenchmark(), Cell("fake-prepare-raises", 2, 1))
     assert "resumed" not in redone and redone["status"] == "error"
     hoards = again.measure(FakeBenchmark(), Cell("fake-hoards", 2, 1))  # the budget may differ
@@ -636,6 +629,34 @@ def test_a_failure_while_timed_is_the_cells_status(tmp_path, monkeypatch, fails,
 
 
 @in_process
+@pytest.mark.parametrize(
+    ("method", "step", "rounds"),
+    [
+        # the forward cell has no validation call: its first probe (250 ms) is slow, so
+        # cell_time_s (1 µs) sets the fewest rounds
+        ("forward", 0.25, 6),
+        # ~1 ms calls fill max_time_s, each round with its forward and floor calls:
+        # fewer than 0.1 s / 2⁻¹⁰ s = 102.4 rounds
+        ("backprop", 2**-10, range(6, 102)),
+    ],
+)
+def test_the_rounds_come_from_the_fastest_probe_with_its_denominators(
+    tmp_path, monkeypatch, method, step, rounds
+):
+    settings = replace(FAST, L=(1,), max_time_s=0.1)
+    sweep = Sweep(settings, entries(Backprop()), tmp_path, memory_budget=2**30)
+    monkeypatch.setattr("gradbench.sweep.time", SteppingClock(step))
+    bench = FakeBenchmark()
+    sweep.measure(bench, Cell(method, 2, 1))
+    assert bench.rounds in (rounds if isinstance(rounds, range) else [rounds])
+
+
+def test_write_line_goes_to_the_terminals_stderr(capfd):
+    write_line("[1/2] backprop")
+    assert capfd.readouterr() == ("", "[1/2] backprop\n")
+
+
+@in_process
 def test_deadline_stops_the_block_and_restores_the_alarm():
     before = signal.getsignal(signal.SIGALRM)
     with pytest.raises(CellTimeout, match=r"^stopped after 0.05 s \(hard limit\)$"), deadline(0.05):
@@ -665,6 +686,12 @@ def test_progress_line_says_the_cell_what_happened_and_the_counts(tmp_path):
     assert sweep.progress(cell, wrong).split(" | ")[0].endswith(" 1 s, WRONG: off")
     skipped = {"status": "skipped", "reason": "declined: no"}
     assert sweep.progress(cell, skipped).split(" | ")[0].endswith("L=1  skipped: declined: no")
+    assert (
+        sweep.progress(cell, {"status": "ok", "time_median_s": 2.0})
+        .split(" | ")[0]
+        .endswith("L=1  2 s")
+    )
+    assert sweep.progress(cell, {"status": "timeout"}).split(" | ")[0].endswith("L=1  timeout: ")
 
 
 @in_process
