@@ -114,10 +114,17 @@ def test_median_interval_of_nothing_is_nan():
     assert all(math.isnan(v) for v in median_interval([]))
 
 
+def test_median_interval_of_one_value_is_that_value_without_bounds():
+    median, lo, hi = median_interval([4.0])
+    assert median == 4.0 and math.isnan(lo) and math.isnan(hi)
+
+
 def test_median_interval_at_another_confidence():
     """n = 10 at 50 %: 2·P(Bin(10, ½) ≤ 3) = 2·176/1024 = 0.34 ≤ 0.5, and ≤ 4 gives
-    2·386/1024 = 0.75: rank 4, so [x(4), x(7)] = [4, 7]."""
+    2·386/1024 = 0.75: rank 4, so [x(4), x(7)] = [4, 7]. n = 2: [min, max] covers the
+    median with 1 − 2·¼ = 50 %, exactly enough."""
     assert order_statistic_rank(10, 0.5) == 4
+    assert order_statistic_rank(2, 0.5) == 1
     assert median_interval(range(1, 11), confidence=0.5) == (5.5, 4.0, 7.0)
 
 

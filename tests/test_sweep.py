@@ -514,13 +514,15 @@ def test_a_method_is_paired_with_backprop_and_records_its_note_stats_and_project
         # the checked first call, a warm one (the first took under WARM_S), three probes
         # (PROBES: the first is fast, under PROBE_BELOW_S) and the 6 rounds
         (2**-10, 1 + 1 + 3 + 6),
-        (0.25, 1 + 6),  # a slow first call is neither warmed nor probed
+        # a slow first call, here as long as PROBE_BELOW_S, is neither warmed nor probed
+        (0.25, 1 + 6),
     ],
 )
 def test_a_method_is_validated_warmed_probed_then_timed(tmp_path, monkeypatch, step, calls):
     method = Counts()
     sweep = Sweep(replace(FAST, L=(1,)), entries(method), tmp_path, memory_budget=2**30)
     monkeypatch.setattr("gradbench.sweep.time", SteppingClock(step))
+    monkeypatch.setattr("gradbench.sweep.PROBE_BELOW_S", 0.25)
     row = sweep.measure(FakeBenchmark(), Cell("fake-counts", 2, 1))
     assert method.calls == calls and row["prepare_s"] == step
 
@@ -630,25 +632,29 @@ def test_a_failure_while_timed_is_the_cells_status(tmp_path, monkeypatch, fails,
 
 @in_process
 @pytest.mark.parametrize(
-    ("method", "step", "rounds"),
+    ("method", "step", "settings", "rounds"),
     [
         # the forward cell has no validation call: its first probe (250 ms) is slow, so
         # cell_time_s (1 µs) sets the fewest rounds
-        ("forward", 0.25, 6),
-        # ~1 ms calls fill max_time_s, each round with its forward and floor calls:
-        # fewer than 0.1 s / 2⁻¹⁰ s = 102.4 rounds
-        ("backprop", 2**-10, range(6, 102)),
+        ("forward", 0.25, {}, [6]),
+        # fast calls of 2⁻¹⁰ s, probed four times, fill max_time_s: 0.1 · 1024 = 102.4
+        ("forward", 2**-10, {}, [102]),
+        # the same for backprop, each round with its forward and floor calls: fewer
+        ("backprop", 2**-10, {}, range(6, 102)),
+        # a slow validated call is not probed: its denominators are not timed yet, and its
+        # rounds fill cell_time_s with its own time alone (3 s / 0.25 s)
+        ("backprop", 0.25, {"cell_time_s": 3.0}, [12]),
     ],
 )
 def test_the_rounds_come_from_the_fastest_probe_with_its_denominators(
-    tmp_path, monkeypatch, method, step, rounds
+    tmp_path, monkeypatch, method, step, settings, rounds
 ):
-    settings = replace(FAST, L=(1,), max_time_s=0.1)
+    settings = replace(FAST, L=(1,), max_time_s=0.1, **settings)
     sweep = Sweep(settings, entries(Backprop()), tmp_path, memory_budget=2**30)
     monkeypatch.setattr("gradbench.sweep.time", SteppingClock(step))
     bench = FakeBenchmark()
     sweep.measure(bench, Cell(method, 2, 1))
-    assert bench.rounds in (rounds if isinstance(rounds, range) else [rounds])
+    assert bench.rounds in rounds
 
 
 def test_write_line_goes_to_the_terminals_stderr(capfd):
