@@ -273,6 +273,7 @@ def test_the_key_holds_every_setting_that_changes_a_measurement():
     [
         (1e-4, 2e-4, 500),  # fast: 0.2 s / 0.2 ms = 1000, capped
         (1e-3, 2e-3, 100),  # fast: 0.2 s / 2 ms
+        (0.02, 0.15, 10),  # at FAST_S a cell is slow: 1.5 s / 0.15 s
         (0.1, 0.15, 10),  # slow: 1.5 s / 0.15 s
         (1.0, 1.2, 6),  # slow: at least 6 pairs, for a 95 % interval
     ],
@@ -382,6 +383,21 @@ class Counts(fake_methods._Fake):
 
         grad_fn.stats = {"ops_forward": 7, "not_a_column": 1}
         return grad_fn
+
+
+class CountedBackprop(Backprop):
+    """Backprop, counting the gradients it computes."""
+
+    calls = 0
+
+    def prepare(self, problem):
+        grad_fn = super().prepare(problem)
+
+        def counted(theta):
+            self.calls += 1
+            return grad_fn(theta)
+
+        return counted
 
 
 class SteppingClock:
@@ -577,7 +593,18 @@ def test_a_resumed_sweep_keeps_final_rows_and_measures_errors_again(tmp_path):
     assert "resumed" not in hoards and hoards["reason"].startswith("memory:")
     again.echo_resumed = False
     again.measure(FakeBenchmark(), Cell("forward", 2, 1))
-    assert len(lines) == 3
+    assert len(lines) == 3 and again.finished == 4  # resumed or measured, each counts
+
+
+@in_process
+def test_backprop_is_called_before_each_round_of_another_method_and_after_the_last(
+    tmp_path, monkeypatch
+):
+    backprop = CountedBackprop()
+    sweep = Sweep(ONE_LAYER, entries(backprop, Counts()), tmp_path, memory_budget=2**30)
+    monkeypatch.setattr("gradbench.sweep.time", SteppingClock(0.25))  # slow: 6 rounds, no probe
+    sweep.measure(FakeBenchmark(), Cell("fake-counts", 2, 1))
+    assert backprop.calls == 6 + 1
 
 
 @in_process
