@@ -4,7 +4,6 @@ import gzip
 import json
 import math
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -21,6 +20,7 @@ import pandas as pd
 import pytest
 from conftest import gradbench
 
+from gradbench import environment, memory
 from gradbench.config import Settings
 from gradbench.methods.backprop import Backprop
 from gradbench.registry import Entry
@@ -363,7 +363,7 @@ class Counts(fake_methods._Fake):
 
     name = "fake-counts"
     kind = "exact"
-    calls = 0
+    calls = prepared = 0
 
     def cost(self, net):
         return 4.0
@@ -375,6 +375,7 @@ class Counts(fake_methods._Fake):
         return "counted"
 
     def prepare(self, problem):
+        self.prepared += 1
         backprop = Backprop().prepare(problem)
 
         def grad_fn(theta):
@@ -476,6 +477,7 @@ def test_each_reference_is_its_own_denominator(tmp_path):
     floor, lbench = rows[("matmul-floor", 2, 1)]
     backprop, bbench = rows[("backprop", 2, 1)]
     assert (forward["kind"], forward["loss_evals"], forward["layer_steps"]) == ("reference", 1, 1)
+    assert (forward["status"], forward["reason"], forward["note"]) == ("ok", "", "")
     assert math.isnan(floor["loss_evals"])
     assert (forward["ratio_to_forward"], forward["ratio_to_forward_lo"],
             forward["ratio_to_forward_hi"]) == (1.0, 1.0, 1.0)  # fmt: skip
@@ -530,7 +532,8 @@ def test_a_method_is_paired_with_backprop_and_records_its_note_stats_and_project
         # the checked first call, a warm one (the first took under WARM_S), three probes
         # (PROBES: the first is fast, under PROBE_BELOW_S) and the 6 rounds
         (2**-10, 1 + 1 + 3 + 6),
-        # a slow first call, here as long as PROBE_BELOW_S, is neither warmed nor probed
+        # a slow first call, here as long as WARM_S and PROBE_BELOW_S: neither warmed
+        # nor probed
         (0.25, 1 + 6),
     ],
 )
@@ -539,12 +542,15 @@ def test_a_method_is_validated_warmed_probed_then_timed(tmp_path, monkeypatch, s
     sweep = Sweep(replace(FAST, L=(1,)), entries(method), tmp_path, memory_budget=2**30)
     monkeypatch.setattr("gradbench.sweep.time", SteppingClock(step))
     monkeypatch.setattr("gradbench.sweep.PROBE_BELOW_S", 0.25)
+    monkeypatch.setattr("gradbench.memory.WARM_S", 0.25)  # this long: not warmed
     row = sweep.measure(FakeBenchmark(), Cell("fake-counts", 2, 1))
-    assert method.calls == calls and row["prepare_s"] == step
+    assert method.calls == calls and method.prepared == 1 and row["prepare_s"] == step
+    assert math.isnan(row["peak_rss_bytes"]) is not memory.rss_measurable()
 
 
 FAILING = (fake_methods.OffByTenPercent(), fake_methods.Raises(), fake_methods.Huge(),
-           Declines(), PrepareRaises(), Hoards())  # fmt: skip
+           Declines(), PrepareRaises(), Hoards(), fake_methods.WritesTheta(),
+           fake_methods.ReturnsNaN())  # fmt: skip
 
 
 @in_process
@@ -570,9 +576,20 @@ def test_each_failure_is_recorded_with_its_reason_and_the_sweep_goes_on(tmp_path
     wrong, bench = rows[("fake-off-by-ten-percent", 2, 1)]
     assert (wrong["status"], wrong["time_median_s"], bench.rounds) == ("wrong", 0.0035, 6)
     assert wrong["reason"].startswith("grad_error ") and wrong["grad_error"] > 1e-8
+    assert status["fake-writes-theta"][0] == "error"  # θ is handed over read-only
+    assert "read-only" in status["fake-writes-theta"][1]
+    # the rows not timed keep the projections they were decided with: 3.5 ms × cost 1
+    for method in ("fake-raises", "fake-prepare-raises", "fake-huge"):
+        assert rows[(method, 2, 1)][0]["forward_time_s"] == 0.0035
+    assert rows[("fake-prepare-raises", 2, 1)][0]["projected_s"] == 0.0035
+    nan = rows[("fake-nan", 2, 1)][0]  # checked, and found broken: its check is kept
+    assert nan["status"] == "error" and "non-finite" in nan["reason"]
+    assert (nan["projected_s"], nan["tolerance"]) == (0.0035, 1e-6)  # approximate, float64
+    assert wrong["cosine"] == pytest.approx(1.0)  # backprop's gradient, 10 % longer
+    assert 0 < wrong["grad_error_mean"] <= wrong["grad_error"]
     # one progress line per cell, counting them
-    assert len(lines) == 9 and lines[-1].startswith("[9/9] fake-missing ")
-    assert lines[4].startswith("[5/9] fake-huge        N=2    L=1  skipped: projected 3.5e+09 s")
+    assert len(lines) == 11 and lines[-1].startswith("[11/11] fake-missing ")
+    assert lines[4].startswith("[5/11] fake-huge        N=2    L=1  skipped: projected 3.5e+09 s")
 
 
 @in_process
@@ -708,13 +725,17 @@ def test_deadline_without_sigalrm_sets_no_limit(monkeypatch):
 
 
 @in_process
-def test_progress_line_says_the_cell_what_happened_and_the_counts(tmp_path):
-    sweep = Sweep(FAST, entries(Backprop()), tmp_path, memory_budget=2**30)
-    sweep.finished = 4
+def test_progress_line_says_the_cell_what_happened_and_the_counts(tmp_path, monkeypatch):
+    settings = replace(FAST, max_time_s=30.0)
+    sweep = Sweep(settings, entries(Backprop()), tmp_path, memory_budget=2**30)
+    monkeypatch.setattr("gradbench.sweep.time", SteppingClock(65.0))
+    sweep.started, sweep.finished = 0.0, 4
     cell = Cell("backprop", 2, 1)
     line = sweep.progress(cell, {"status": "ok", "time_median_s": 0.01234, "ratio_to_forward": 2.5})
-    assert line.split(" | ")[0] == "[4/6] backprop         N=2    L=1  0.0123 s, 2.5× forward"
-    assert re.fullmatch(r"\d+s elapsed, ~\d+s left", line.split(" | ")[1])
+    # 65 s since the start; left: the floor at (2, 2) (30 s + 50 ms) and backprop (30 s)
+    assert line == (
+        "[4/6] backprop         N=2    L=1  0.0123 s, 2.5× forward | 1m05s elapsed, ~1m00s left"
+    )
     wrong = {"status": "wrong", "time_median_s": 1.0, "reason": "off", "ratio_to_forward": math.nan}
     assert sweep.progress(cell, wrong).split(" | ")[0].endswith(" 1 s, WRONG: off")
     skipped = {"status": "skipped", "reason": "declined: no"}
@@ -743,6 +764,10 @@ def test_time_left_counts_what_is_still_to_run(tmp_path):
     sweep.finished = 2  # the references are behind
     # backprop 2 × 50 ms = 0.1 s: a slow cell, its rounds (1 s / 0.1 s = 10) and two calls
     assert sweep._seconds_left() == pytest.approx(0.1 * 12)
+    sweep.record(Cell("forward", 2, 1), status="ok", time_median_s=0.01)
+    sweep.finished = 2
+    # 2 × 10 ms = 20 ms, FAST_S itself: a slow cell, 1 s / 20 ms = 50 rounds and two calls
+    assert sweep._seconds_left() == pytest.approx(0.02 * 52)
 
 
 @pytest.mark.parametrize(("seconds", "text"), [(5.4, "5s"), (59.6, "1m00s"), (125, "2m05s")])
@@ -780,8 +805,23 @@ def test_a_run_records_its_settings_methods_and_threads(tmp_path):
     record = sweep.environment_record()
     assert record["run_id"] == sweep.run_id and record["settings"]["N"] == [2]
     assert record["machine"] == sweep.env["machine"]
+    assert record["malloc_keeps_freed"] is environment.keep_freed_memory()
+    sweep.record(Cell("forward", 2, 1), status="crashed")
+    assert sweep.csv == tmp_path / "gradients.csv"
+    assert list(pd.read_csv(sweep.csv).columns) == GRADIENT_COLUMNS
     sweep.finish()
     assert json.loads((tmp_path / ".run.json").read_text())["gradients"]["status"] == "finished"
+
+
+@in_process
+def test_fresh_and_extend_reach_the_store(tmp_path):
+    Sweep(FAST, entries(Backprop()), tmp_path, memory_budget=2**30).record(
+        Cell("forward", 2, 1), status="crashed"
+    )
+    extended = Sweep(FAST, entries(Backprop()), tmp_path, memory_budget=2**30, extend=True)
+    assert extended.store.decision.reason == "--extend: other configurations"
+    fresh = Sweep(FAST, entries(Backprop()), tmp_path, memory_budget=2**30, fresh=True)
+    assert fresh.store.decision.reason == "--fresh" and fresh.store.rows() == []
 
 
 @in_process
