@@ -336,11 +336,14 @@ class Declines(fake_methods._Fake):
     name = "fake-declines"
 
     def supports(self, problem):
-        return "not at this size"
+        return f"not at N={problem.net.N}"
 
 
 class PrepareRaises(fake_methods._Fake):
     name = "fake-prepare-raises"
+
+    def note(self, problem):
+        return f"set-up at P={problem.net.P}"
 
     def prepare(self, problem):
         raise ValueError("no set-up today\nsecond line")
@@ -365,6 +368,9 @@ class Counts(fake_methods._Fake):
     kind = "exact"
     calls = prepared = 0
 
+    def __init__(self):
+        self.thetas = []  # where each call was made
+
     def cost(self, net):
         return 4.0
 
@@ -372,7 +378,7 @@ class Counts(fake_methods._Fake):
         return float(net.P)
 
     def note(self, problem):
-        return "counted"
+        return f"counted at P={problem.net.P}"
 
     def prepare(self, problem):
         self.prepared += 1
@@ -380,6 +386,7 @@ class Counts(fake_methods._Fake):
 
         def grad_fn(theta):
             self.calls += 1
+            self.thetas.append(theta.copy())
             return backprop(theta)
 
         grad_fn.stats = {"ops_forward": 7, "not_a_column": 1}
@@ -513,7 +520,7 @@ def test_a_method_is_paired_with_backprop_and_records_its_note_stats_and_project
     assert math.isnan(first["memory_model_bytes"])
     assert bench.extra_info["memory_model_bytes"] is None  # NaN is written as null
     row, _ = rows[("fake-counts", 2, 2)]
-    assert (row["note"], row["ops_forward"], row["prepare_cost"]) == ("counted", 7, 12.0)
+    assert (row["note"], row["ops_forward"], row["prepare_cost"]) == ("counted at P=12", 7, 12.0)
     assert "not_a_column" not in row
     assert first["projected_s"] == pytest.approx(4 * 0.0035)  # no history: forward × cost
     # projected from the same method's cell at P=6, 3.5 ms at cost 4, whose paired forward
@@ -545,6 +552,7 @@ def test_a_method_is_validated_warmed_probed_then_timed(tmp_path, monkeypatch, s
     monkeypatch.setattr("gradbench.memory.WARM_S", 0.25)  # this long: not warmed
     row = sweep.measure(FakeBenchmark(), Cell("fake-counts", 2, 1))
     assert method.calls == calls and method.prepared == 1 and row["prepare_s"] == step
+    np.testing.assert_array_equal(method.thetas[0], sweep.problem(2, 1).theta0)  # checked at θ₀
     assert math.isnan(row["peak_rss_bytes"]) is not memory.rss_measurable()
 
 
@@ -559,7 +567,7 @@ def test_each_failure_is_recorded_with_its_reason_and_the_sweep_goes_on(tmp_path
     status = {m: (r["status"], r["reason"]) for (m, _, _), (r, _) in rows.items()}
     assert status["fake-raises"] == ("error", "RuntimeError: boom")
     assert status["fake-prepare-raises"] == ("error", "ValueError: no set-up today")
-    assert status["fake-declines"] == ("skipped", "declined: not at this size")
+    assert status["fake-declines"] == ("skipped", "declined: not at N=2")
     assert status["fake-missing"] == ("skipped", "unavailable: needs x (not installed)")
     # 1e12 forward passes of 3.5 ms
     assert status["fake-huge"] == ("skipped", "projected 3.5e+09 s > budget 1000 s")
@@ -581,7 +589,8 @@ def test_each_failure_is_recorded_with_its_reason_and_the_sweep_goes_on(tmp_path
     # the rows not timed keep the projections they were decided with: 3.5 ms × cost 1
     for method in ("fake-raises", "fake-prepare-raises", "fake-huge"):
         assert rows[(method, 2, 1)][0]["forward_time_s"] == 0.0035
-    assert rows[("fake-prepare-raises", 2, 1)][0]["projected_s"] == 0.0035
+    prepare_raises = rows[("fake-prepare-raises", 2, 1)][0]
+    assert (prepare_raises["projected_s"], prepare_raises["note"]) == (0.0035, "set-up at P=6")
     nan = rows[("fake-nan", 2, 1)][0]  # checked, and found broken: its check is kept
     assert nan["status"] == "error" and "non-finite" in nan["reason"]
     assert (nan["projected_s"], nan["tolerance"]) == (0.0035, 1e-6)  # approximate, float64
@@ -643,14 +652,19 @@ def test_the_forward_time_is_the_forward_cells_median_when_ok(tmp_path):
     assert sweep.forward_time(2, 1) == 0.25 and math.isnan(sweep.forward_time(2, 2))
 
 
+class SleepsWithNote(fake_methods.Sleeps):
+    def note(self, problem):
+        return "sleeps 5 s"
+
+
 @in_process
 def test_a_timeout_records_the_hard_limit_as_the_projection(tmp_path):
     settings = replace(FAST, L=(1,), hard_limit_s=0.2, budget_s=10.0)
-    sweep = Sweep(settings, entries(fake_methods.Sleeps()), tmp_path, memory_budget=2**30)
+    sweep = Sweep(settings, entries(SleepsWithNote()), tmp_path, memory_budget=2**30)
     sweep.record(Cell("forward", 2, 1), status="ok", time_median_s=0.0035)
     row = sweep.measure(FakeBenchmark(), Cell("fake-sleeps", 2, 1))
     assert (row["status"], row["reason"]) == ("timeout", "stopped after 0.2 s (hard limit)")
-    assert row["projected_s"] == 0.2 and row["note"] == ""
+    assert row["projected_s"] == 0.2 and row["note"] == "sleeps 5 s"
 
 
 @in_process
