@@ -591,8 +591,9 @@ def test_each_failure_is_recorded_with_its_reason_and_the_sweep_goes_on(tmp_path
         assert rows[(method, 2, 1)][0]["forward_time_s"] == 0.0035
     prepare_raises = rows[("fake-prepare-raises", 2, 1)][0]
     assert (prepare_raises["projected_s"], prepare_raises["note"]) == (0.0035, "set-up at P=6")
-    nan = rows[("fake-nan", 2, 1)][0]  # checked, and found broken: its check is kept
-    assert nan["status"] == "error" and "non-finite" in nan["reason"]
+    nan, nan_bench = rows[("fake-nan", 2, 1)]  # checked and found broken: not timed
+    assert (nan["status"], nan["note"], nan_bench.rounds) == ("error", "", None)
+    assert "non-finite" in nan["reason"]
     assert (nan["projected_s"], nan["tolerance"]) == (0.0035, 1e-6)  # approximate, float64
     assert wrong["cosine"] == pytest.approx(1.0)  # backprop's gradient, 10 % longer
     assert 0 < wrong["grad_error_mean"] <= wrong["grad_error"]
