@@ -743,8 +743,8 @@ def test_deadline_without_sigalrm_sets_no_limit(monkeypatch):
 def test_progress_line_says_the_cell_what_happened_and_the_counts(tmp_path, monkeypatch):
     settings = replace(FAST, max_time_s=30.0)
     sweep = Sweep(settings, entries(Backprop()), tmp_path, memory_budget=2**30)
-    monkeypatch.setattr("gradbench.sweep.time", SteppingClock(65.0))
-    sweep.started, sweep.finished = 0.0, 4
+    monkeypatch.setattr("gradbench.sweep.time", SteppingClock(66.0))
+    sweep.started, sweep.finished = 1.0, 4
     cell = Cell("backprop", 2, 1)
     line = sweep.progress(cell, {"status": "ok", "time_median_s": 0.01234, "ratio_to_forward": 2.5})
     # 65 s since the start; left: the floor at (2, 2) (30 s + 50 ms) and backprop (30 s)
