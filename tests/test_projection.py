@@ -40,10 +40,12 @@ def test_a_timeout_projects_from_its_recorded_projection():
 
 def test_larger_cells_and_failures_are_not_projected_from():
     history = [
-        row(4, 1, time_median_s=1.0, loss_evals=1.0, forward_time_s=1.0),  # P=20 > 6
+        row(4, 1, time_median_s=10.0, loss_evals=1.0, forward_time_s=1.0),  # P=20 > 6
         row(2, 1, "error", time_median_s=9.0, loss_evals=1.0, forward_time_s=1.0),
     ]
     assert project_time(6, 1.0, 0.5, history) == 0.5
+    assert project_time(6, 1.0, 0.5, history[:1]) == 0.5  # only a larger cell
+    assert project_time(6, 1.0, 0.5, history[1:]) == 0.5  # only a failure
 
 
 def test_prepare_projects_through_the_prepare_cost():

@@ -776,13 +776,14 @@ def test_time_left_counts_what_is_still_to_run(tmp_path):
     # forward on file: nothing; backprop 2 × 4 ms < 20 ms: a fast cell; huge: over budget
     assert sweep._seconds_left() == pytest.approx(0.55 + 0.55 + 0.0)
     sweep.record(Cell("forward", 2, 1), status="ok", time_median_s=0.05)
-    sweep.finished = 2  # the references are behind
-    # backprop 2 × 50 ms = 0.1 s: a slow cell, its rounds (1 s / 0.1 s = 10) and two calls
-    assert sweep._seconds_left() == pytest.approx(0.1 * 12)
+    sweep.finished = 1  # the forward cell is behind
+    # the floor, then backprop 2 × 50 ms = 0.1 s: a slow cell, its rounds (1 s / 0.1 s = 10)
+    # and two calls
+    assert sweep._seconds_left() == pytest.approx(0.55 + 0.1 * 12)
     sweep.record(Cell("forward", 2, 1), status="ok", time_median_s=0.01)
-    sweep.finished = 2
+    sweep.finished = 1
     # 2 × 10 ms = 20 ms, FAST_S itself: a slow cell, 1 s / 20 ms = 50 rounds and two calls
-    assert sweep._seconds_left() == pytest.approx(0.02 * 52)
+    assert sweep._seconds_left() == pytest.approx(0.55 + 0.02 * 52)
 
 
 @pytest.mark.parametrize(("seconds", "text"), [(5.4, "5s"), (59.6, "1m00s"), (125, "2m05s")])
