@@ -250,6 +250,10 @@ def test_resume_keeps_each_status_by_its_rule(status, retry_crashed, kept):
     assert kept_on_resume(status, retry_crashed=retry_crashed) is kept
 
 
+def test_a_crashed_cell_is_tried_again_only_when_asked():
+    assert kept_on_resume("crashed") is True
+
+
 def test_every_status_has_a_resume_rule():
     assert set(STATUSES) == {"ok", "wrong", "skipped", "timeout", "error", "crashed"}
 
