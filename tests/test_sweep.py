@@ -834,14 +834,18 @@ def test_a_run_records_its_settings_methods_and_threads(tmp_path):
 
 
 @in_process
-def test_fresh_and_extend_reach_the_store(tmp_path):
-    Sweep(FAST, entries(Backprop()), tmp_path, memory_budget=2**30).record(
-        Cell("forward", 2, 1), status="crashed"
-    )
+def test_fresh_and_extend_reach_the_store_which_says_what_it_moved_on_stderr(tmp_path, capfd):
+    first = Sweep(FAST, entries(Backprop()), tmp_path, memory_budget=2**30)
+    first.record(Cell("forward", 2, 1), status="crashed")
+    first.finish()
     extended = Sweep(FAST, entries(Backprop()), tmp_path, memory_budget=2**30, extend=True)
     assert extended.store.decision.reason == "--extend: other configurations"
+    again = Sweep(FAST, entries(Backprop()), tmp_path, memory_budget=2**30)  # not finished
+    assert again.store.decision.action == "resume" and again.run_id == first.run_id
     fresh = Sweep(FAST, entries(Backprop()), tmp_path, memory_budget=2**30, fresh=True)
     assert fresh.store.decision.reason == "--fresh" and fresh.store.rows() == []
+    out, err = capfd.readouterr()
+    assert out == "" and err.startswith("gradbench: moved 1 rows of gradients.csv")
 
 
 @in_process
