@@ -3,6 +3,7 @@ expected action and reason."""
 
 import json
 import re
+import time
 from datetime import UTC, datetime
 
 import numpy as np
@@ -135,9 +136,10 @@ def test_a_key_can_hold_several_rows(tmp_path):
     assert [r["time"] for r in store.get(method="a", N=2)] == [4, 5]
 
 
-def test_interrupted_run_resumes_with_its_run_id(tmp_path):
+def test_interrupted_run_resumes_with_its_run_id(tmp_path, monkeypatch):
     first, _ = open_store(tmp_path)
     first.put([{"method": "a", "N": 2, "status": "ok", "time": 1.0}])
+    monkeypatch.setattr("gradbench.store.new_run_id", lambda: "r-next")  # a later second
     again, lines = open_store(tmp_path)  # never finished: resumed
     assert again.run_id == first.run_id and lines == []
     assert again.get(method="a", N=2)[0]["time"] == 1.0
@@ -163,10 +165,11 @@ def test_another_fingerprint_is_archived_never_reused(tmp_path):
     assert again.get(method="a", N=2) == [] and "another machine" in lines[0]
 
 
-def test_extend_keeps_this_configuration_and_archives_the_other(tmp_path):
+def test_extend_keeps_this_configuration_and_archives_the_other(tmp_path, monkeypatch):
     first, _ = open_store(tmp_path)
     first.put([{"method": "a", "N": 2, "status": "ok", "time": 1.0}])
     first.finish()
+    monkeypatch.setattr("gradbench.store.new_run_id", lambda: "r-next")  # a later second
     other, lines = open_store(tmp_path, config={"dtype": "float32"}, extend=True)
     assert other.run_id == first.run_id  # extending the same run
     assert other.get(method="a", N=2) == [] and "moved 1 rows" in lines[0]
@@ -271,9 +274,28 @@ def test_rows_keep_the_order_first_put_and_the_frame_the_schema(tmp_path):
 
 
 def test_a_lookup_sees_only_this_fingerprint(tmp_path):
-    store, _ = open_store(tmp_path, extend=True)
-    store._rows[("a", 2, "float64", "fp2")] = [{"method": "a"}]  # another machine's key
-    assert store.get(method="a", N=2) == []
+    """A resumed table that holds another machine's row of the same cell (merged by hand)."""
+    pd.DataFrame([
+        {"method": "a", "N": 2, "status": "ok", "time": t, "dtype": "float64",
+         "fingerprint": fp, "run_id": "r1"} for t, fp in ((1.0, "fp1"), (2.0, "fp2"))
+    ]).to_csv(tmp_path / "gradients.csv", index=False)  # fmt: skip
+    (tmp_path / ".run.json").write_text(json.dumps({"gradients": state()}))
+    store, _ = open_store(tmp_path)
+    assert store.decision.action == RESUME
+    assert [r["time"] for r in store.get(method="a", N=2)] == [1.0]
+
+
+def test_a_run_id_is_utc_whatever_the_local_zone(monkeypatch):
+    monkeypatch.setenv("TZ", "Asia/Tokyo")  # UTC+9, no summer time
+    time.tzset()
+    try:
+        before = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+        run_id = new_run_id()
+        after = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    assert before <= run_id <= after
 
 
 def test_finish_marks_the_run_finished_on_file(tmp_path):
