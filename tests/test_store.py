@@ -52,6 +52,8 @@ EXTEND_OTHER = "--extend: other configurations"
          "the unfinished run on file has other budget_s"),
         (state(settings={"N": [2]}), False, False, ARCHIVE_ALL,
          "the unfinished run on file has other N, budget_s"),
+        (state(settings={**SETTINGS, "threads": 1}), False, False, ARCHIVE_ALL,
+         "the unfinished run on file has other threads"),  # a setting no longer given
         (state("finished"), False, False, ARCHIVE_ALL,
          "the run on file is finished (--extend adds cells to it)"),
         (state("finished"), False, True, EXTEND, EXTEND_OTHER),
@@ -318,3 +320,10 @@ def test_a_state_file_that_is_not_a_table_is_no_state(tmp_path):
     (tmp_path / ".run.json").write_text("[1, 2]")
     store, _ = open_store(tmp_path)
     assert store.decision.reason.startswith("no run state on file")
+
+
+def test_rows_of_several_runs_are_named_in_one_line(tmp_path):
+    pd.DataFrame([{"method": m, "N": 2, "status": "ok", "run_id": r} for m, r in
+                  (("a", "old1"), ("b", "old2"))]).to_csv(tmp_path / "gradients.csv", index=False)  # fmt: skip
+    _, lines = open_store(tmp_path)
+    assert lines[0].startswith("gradbench: moved 2 rows of gradients.csv (run old1, old2) to ")
