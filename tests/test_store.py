@@ -323,7 +323,9 @@ def test_a_state_file_that_is_not_a_table_is_no_state(tmp_path):
 
 
 def test_rows_of_several_runs_are_named_in_one_line(tmp_path):
-    pd.DataFrame([{"method": m, "N": 2, "status": "ok", "run_id": r} for m, r in
-                  (("a", "old1"), ("b", "old2"))]).to_csv(tmp_path / "gradients.csv", index=False)  # fmt: skip
+    rows = [
+        {"method": m, "N": 2, "status": "ok", "run_id": r} for m, r in (("a", "o1"), ("b", "o2"))
+    ]
+    pd.DataFrame(rows).to_csv(tmp_path / "gradients.csv", index=False)
     _, lines = open_store(tmp_path)
-    assert lines[0].startswith("gradbench: moved 2 rows of gradients.csv (run old1, old2) to ")
+    assert lines[0].startswith("gradbench: moved 2 rows of gradients.csv (run o1, o2) to ")
