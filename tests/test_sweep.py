@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 from conftest import gradbench
 
-from gradbench import environment, memory
+from gradbench import environment
 from gradbench.config import Settings
 from gradbench.methods.backprop import Backprop
 from gradbench.registry import Entry
@@ -412,6 +412,17 @@ class CountedBackprop(Backprop):
         return counted
 
 
+def numbered_gauge(fn):
+    """memory.gauge, with each call's "peak" its number: 1.0, 2.0, …"""
+    peaks = [math.nan]
+
+    def gauged(*args):
+        peaks.append(float(len(peaks)))
+        return fn(*args)
+
+    return gauged, peaks
+
+
 class SteppingClock:
     """``time`` as the sweep sees it: each ``perf_counter()`` is ``step`` seconds later, so
     every call the sweep times takes ``step``."""
@@ -554,15 +565,22 @@ def test_a_method_is_validated_warmed_probed_then_timed(tmp_path, monkeypatch, s
     monkeypatch.setattr("gradbench.sweep.time", SteppingClock(step))
     monkeypatch.setattr("gradbench.sweep.PROBE_BELOW_S", 0.25)
     monkeypatch.setattr("gradbench.memory.WARM_S", 0.25)  # this long: not warmed
+    monkeypatch.setattr("gradbench.sweep.memory.gauge", numbered_gauge)
     row = sweep.measure(FakeBenchmark(), Cell("fake-counts", 2, 1))
     assert method.calls == calls and method.prepared == 1 and row["prepare_s"] == step
     np.testing.assert_array_equal(method.thetas[0], sweep.problem(2, 1).theta0)  # checked at θ₀
-    assert math.isnan(row["peak_rss_bytes"]) is not memory.rss_measurable()
+    # the resident peak of the last gauged call: the warm one where there is one
+    assert row["peak_rss_bytes"] == (2.0 if step < 0.25 else 1.0)
+
+
+class NaNWithNote(fake_methods.ReturnsNaN):
+    def note(self, problem):
+        return "NaN by design"
 
 
 FAILING = (fake_methods.OffByTenPercent(), fake_methods.Raises(), fake_methods.Huge(),
            Declines(), PrepareRaises(), Hoards(), fake_methods.WritesTheta(),
-           fake_methods.ReturnsNaN())  # fmt: skip
+           NaNWithNote())  # fmt: skip
 
 
 @in_process
@@ -596,7 +614,7 @@ def test_each_failure_is_recorded_with_its_reason_and_the_sweep_goes_on(tmp_path
     prepare_raises = rows[("fake-prepare-raises", 2, 1)][0]
     assert (prepare_raises["projected_s"], prepare_raises["note"]) == (0.0035, "set-up at P=6")
     nan, nan_bench = rows[("fake-nan", 2, 1)]  # checked and found broken: not timed
-    assert (nan["status"], nan["note"], nan_bench.rounds) == ("error", "", None)
+    assert (nan["status"], nan["note"], nan_bench.rounds) == ("error", "NaN by design", None)
     assert "non-finite" in nan["reason"]
     assert (nan["projected_s"], nan["tolerance"]) == (0.0035, 1e-6)  # approximate, float64
     assert wrong["cosine"] == pytest.approx(1.0)  # backprop's gradient, 10 % longer
