@@ -435,7 +435,7 @@ class Sweep:
             "time_iqr_s": stats.iqr,
             "rounds": stats.rounds,
         }
-        paired = pairs.summary(stats.data) | _identity(cell.method, stats.median, stats.rounds)
+        paired = pairs.summary(stats.data) | _identity(cell.method, stats.median)
         row = self.record(cell, **(extra | times | paired | outcome))
         benchmark.extra_info.update({k: _plain(v) for k, v in row.items()} | pairs.raw())
         return row
@@ -489,14 +489,14 @@ class Sweep:
         self.store.finish()
 
 
-def _identity(method: str, median: float, rounds: int) -> dict:
-    """A reference's ratio to itself is 1 by definition (and its own median is its
-    denominator's time)."""
+def _identity(method: str, median: float) -> dict:
+    """A reference's ratio to itself is 1 by definition (and the forward cell's median is
+    its own forward time)."""
     ratio = {FORWARD: "forward", REFERENCE: "backprop", FLOOR: "floor"}.get(method)
     if ratio is None:
         return {}
     one = {f"ratio_to_{ratio}": 1.0, f"ratio_to_{ratio}_lo": 1.0, f"ratio_to_{ratio}_hi": 1.0}
-    return one | ({"forward_time_s": median, "pairs": rounds} if method == FORWARD else {})
+    return one | ({"forward_time_s": median} if method == FORWARD else {})
 
 
 def _stats_columns(grad_fn) -> dict:

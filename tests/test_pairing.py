@@ -108,3 +108,34 @@ def test_pairs_with_a_steady_clock_give_the_exact_ratio():
     assert row["ratio_to_forward"] == pytest.approx(3.0)
     assert row["ratio_to_forward_lo"] == pytest.approx(3.0)
     assert row["ratio_to_forward_hi"] == pytest.approx(3.0)
+
+
+def test_median_interval_of_nothing_is_nan():
+    assert all(math.isnan(v) for v in median_interval([]))
+
+
+def test_median_interval_of_one_value_is_that_value_without_bounds():
+    median, lo, hi = median_interval([4.0])
+    assert median == 4.0 and math.isnan(lo) and math.isnan(hi)
+
+
+def test_median_interval_at_another_confidence():
+    """n = 10 at 50 %: 2·P(Bin(10, ½) ≤ 3) = 2·176/1024 = 0.34 ≤ 0.5, and ≤ 4 gives
+    2·386/1024 = 0.75: rank 4, so [x(4), x(7)] = [4, 7]. n = 2: [min, max] covers the
+    median with 1 − 2·¼ = 50 %, exactly enough."""
+    assert order_statistic_rank(10, 0.5) == 4
+    assert order_statistic_rank(2, 0.5) == 1
+    assert median_interval(range(1, 11), confidence=0.5) == (5.5, 4.0, 7.0)
+
+
+def test_round_ratios_refuse_unbracketed_rounds_in_one_line():
+    with pytest.raises(ValueError, match=r"^2 rounds need 3 bracketing calls, got 2$"):
+        round_ratios([1.0, 2.0], [1.0, 2.0])
+
+
+def test_raw_times_are_kept_to_the_nanosecond():
+    clock = FakeClock()
+    pairs = Pairs({"forward": clock.costs([0.1234567891234, 2.0])}, clock=clock)
+    pairs.tick()
+    pairs.tick()
+    assert pairs.raw() == {"forward_times_s": [0.123456789, 2.0]}

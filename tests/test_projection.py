@@ -4,7 +4,13 @@ import math
 
 import pytest
 
-from gradbench.projection import Budgets, project_prepare, project_time, skip_reason
+from gradbench.projection import (
+    Budgets,
+    project_prepare,
+    project_time,
+    skip_reason,
+    too_slow,
+)
 
 BUDGETS = Budgets(time_s=2.0, prepare_s=10.0)
 
@@ -34,10 +40,12 @@ def test_a_timeout_projects_from_its_recorded_projection():
 
 def test_larger_cells_and_failures_are_not_projected_from():
     history = [
-        row(4, 1, time_median_s=1.0, loss_evals=1.0, forward_time_s=1.0),  # P=20 > 6
+        row(4, 1, time_median_s=10.0, loss_evals=1.0, forward_time_s=1.0),  # P=20 > 6
         row(2, 1, "error", time_median_s=9.0, loss_evals=1.0, forward_time_s=1.0),
     ]
     assert project_time(6, 1.0, 0.5, history) == 0.5
+    assert project_time(6, 1.0, 0.5, history[:1]) == 0.5  # only a larger cell
+    assert project_time(6, 1.0, 0.5, history[1:]) == 0.5  # only a failure
 
 
 def test_prepare_projects_through_the_prepare_cost():
@@ -77,3 +85,32 @@ def test_equal_n_larger_l_after_a_skip_over_the_prepare_budget():
 def test_a_skip_for_another_reason_does_not_propagate():
     history = [row(2, 1, "skipped", reason="declined: no"), row(2, 2, "skipped", projected_s=1.0)]
     assert skip_reason(4, 4, 0.1, math.nan, history, BUDGETS) == ""
+
+
+def test_the_largest_smaller_cell_is_the_one_projected_from():
+    """Two cells on file, P=6 (1 s per gradient) and P=12 (10 s), both one forward pass of
+    1 s: at P=24 the operation count doubles from P=12, so 20 s (from P=6 it would be 4 s)."""
+    history = [
+        row(2, 1, time_median_s=1.0, loss_evals=1.0, forward_time_s=1.0),
+        row(2, 2, time_median_s=10.0, loss_evals=1.0, forward_time_s=1.0),
+    ]
+    assert project_time(24, 1.0, 1.0, history) == pytest.approx(20.0)
+    assert project_time(24, 1.0, 1.0, history[::-1]) == pytest.approx(20.0)
+
+
+def test_too_slow_is_over_either_budget_and_not_at_it():
+    assert too_slow(row(2, 1, "timeout", projected_s=2.5), BUDGETS)
+    assert not too_slow(row(2, 1, "timeout", projected_s=2.0), BUDGETS)  # at the budget
+    assert too_slow(row(2, 1, "skipped", projected_s=0.1, projected_prepare_s=10.5), BUDGETS)
+    assert not too_slow(row(2, 1, "skipped", projected_s=0.1, projected_prepare_s=10.0), BUDGETS)
+    assert not too_slow(row(2, 1, "error", projected_s=9.0), BUDGETS)
+
+
+def test_an_empty_value_is_not_a_projection():
+    """A cell left empty (a CSV's missing value) counts as no projection, not as zero."""
+    assert too_slow(row(2, 1, "skipped", projected_s="", projected_prepare_s=11.0), BUDGETS)
+    assert not too_slow(row(2, 1, "skipped", projected_s="", projected_prepare_s=""), BUDGETS)
+
+
+def test_at_the_prepare_budget_the_cell_runs():
+    assert skip_reason(4, 1, 0.1, 10.0, [], BUDGETS) == ""
