@@ -54,7 +54,7 @@ import numpy as np
 import pandas as pd
 
 from gradbench.errors import GradbenchError
-from gradbench.results import read_table, write_atomic, write_text_atomic
+from gradbench.results import TEXT_KEYS, read_table, write_atomic, write_text_atomic
 
 STATE_FILE = ".run.json"
 RUNNING, FINISHED = "running", "finished"
@@ -136,7 +136,7 @@ def archive(rows: list[dict], folder: Path, table: str, columns: list[str]) -> l
     ids = list(dict.fromkeys(frame["run_id"]))
     for run_id, group in frame.groupby("run_id", sort=False):
         path = folder / ARCHIVE / run_id / f"{table}.csv"
-        before = pd.read_csv(path) if path.exists() else None
+        before = pd.read_csv(path, dtype=dict.fromkeys(TEXT_KEYS, str)) if path.exists() else None
         extra = [c for c in group.columns if c not in columns]
         group = group.reindex(columns=[*columns, *extra])
         write_atomic(pd.concat([before, group], ignore_index=True), path)

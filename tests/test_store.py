@@ -102,6 +102,15 @@ def test_archive_writes_one_file_per_run_and_appends(tmp_path):
     assert pd.read_csv(tmp_path / "archive" / "unknown" / "gradients.csv").method.tolist() == ["c"]
 
 
+def test_archive_appends_without_turning_a_fingerprint_of_digits_into_a_number(tmp_path):
+    row = {"method": "a", "run_id": "r1", "fingerprint": "001234567890"}
+    columns = ["method", "run_id", "fingerprint"]
+    archive([row], tmp_path, "gradients", columns)
+    archive([row | {"method": "b"}], tmp_path, "gradients", columns)
+    text = (tmp_path / "archive" / "r1" / "gradients.csv").read_text().splitlines()
+    assert text == ["method,run_id,fingerprint", "a,r1,001234567890", "b,r1,001234567890"]
+
+
 def open_store(folder, *, fingerprint="fp1", config=None, settings=SETTINGS, **kw):
     lines = []
     store = Store(
