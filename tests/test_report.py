@@ -421,6 +421,9 @@ def test_correctness_is_the_worst_error_of_each_method_but_backprop():
     assert rows[2] == "| fd | 0.003 | 1e-05 | 1 | – |"
     assert rows[3] == "| sp | 1 | – | 0 | 0.75 (P=6) → 0.25 (P=72) |"
     assert len(rows) == 4
+    one = report.correctness_table(g[(g.method == "backprop") | (g.N == 8) & (g.method == "sp")])
+    one = one.splitlines()
+    assert len(one) == 3 and one[2].startswith("| sp | 1 | – | 0 |")  # a method of one cell
     only = g[g.method == "backprop"]
     assert report.correctness_table(only) == "_No method measured besides backprop._"
 
@@ -548,6 +551,19 @@ def test_the_memory_section_skips_s_for_one_layer_methods_and_quotes_xla_count(p
         "| backprop | 8 | 64 | 1.00 ± 0.00 | 1 | 1.00 ± 0.00 | 1 | 1 | 2 |",
         f"| fd-central | 8 | 64 | 1.00 ± 0.00 | {slope:.3g} | – | 0 | 1 | – |",
     ]
+
+
+def test_the_memory_section_takes_a_plugins_memory_model_from_its_kind(pres):
+    # a plugin listed in no family goes by its kind; map "exact" to the reverse family,
+    # whose memory model is "activations": theory s = 1 and the theory slope of
+    # L·B·N + P over L (both ∝ L: 1)
+    from dataclasses import replace
+
+    mine = replace(pres, kinds=pres.kinds | {"exact": "reverse"})
+    g = _cells(*[{"method": "my-ad", "N": 8, "L": L, "peak_rss_bytes": 8 * 584 * L}
+                 for L in (1, 2, 4, 8)])  # fmt: skip
+    row = report.memory_section(g, mine).split("\n\n")[1].splitlines()[2]
+    assert row.startswith("| my-ad | 8 | 64 | 1.00 ± 0.00 | 1 | 1.00 ± 0.00 | 1 |")
 
 
 def test_the_memory_section_drops_zero_peaks_and_says_when_too_few_depths(pres):
