@@ -726,7 +726,9 @@ def test_build_writes_both_fit_tables_and_says_no_gradient_free_optimizer_ran(
     none_free = fx.CROSSOVERS[:0]
     monkeypatch.setattr(report.training_analysis, "crossovers", lambda s: none_free)
     saved_to = []
-    monkeypatch.setattr(plots, "save", lambda d, o: saved_to.append(o) or fake_save(d, o))
+    monkeypatch.setattr(
+        plots, "save", lambda d, o: saved_to.append((o, list(d))) or fake_save(d, o)
+    )
     given, figures = [], plots.figures
     monkeypatch.setattr(plots, "figures", lambda *args: given.append(args) or figures(*args))
     text = report.build(tmp_path).read_text()
@@ -735,14 +737,31 @@ def test_build_writes_both_fit_tables_and_says_no_gradient_free_optimizer_ran(
     assert list(laws_.method) == list(pd.read_csv(tmp_path / "fits.csv").method)
     assert len(g_) == len(analysis.main_configuration(analysis.latest_machine(fx.gradients())))
     assert "- Gradient-free training: no gradient-free optimizer was trained." in text
-    assert saved_to == [tmp_path / "plots"]
+    (folder, names), *_ = saved_to
+    assert folder == tmp_path / "plots" and len(saved_to) == 1
+    assert text.startswith("# Why backpropagation? — gradbench report\n\n")
     for title in [
         "Per method, at the size where most were measured",
         "Scaling laws: cost in forward passes against P",
         "What it would cost at sizes nobody can time (predicted)",
         "Training with and without gradients",
+        "Differentiate the whole function directly?",
+        "Memory",
+        "As fast as the best: targets",
+        "Correctness against backprop",
+        "Secondary: time ∝ N^a · L^b",
+        "Figures",
+        "Cells not measured",
     ]:
-        assert f"\n## {title}\n\n" in text
+        assert f"\n\n## {title}\n\n" in text
+    # the first figure heads the report; the Figures section lists the others, in order,
+    # then the training helper's; crossovers exist (an empty table): its own section text
+    figures_section = text.split("\n\n## Figures\n\n")[1].split("\n\n## ")[0]
+    assert figures_section.startswith(
+        "\n\n".join(f"![{n}](plots/{n}.png)" for n in names[1:]) + "\n\n![t](plots/t.png)"
+    )
+    training = text.split("\n\n## Training with and without gradients\n\n")[1]
+    assert not training.startswith("_")
     g = analysis.main_configuration(analysis.latest_machine(fx.gradients()))
     laws = pd.read_csv(tmp_path / "fits.csv")
     assert laws.method.iloc[0] == "forward" and len(laws) == 1 + len(
