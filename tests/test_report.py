@@ -371,6 +371,12 @@ def test_the_method_table_orders_by_family_and_shows_failures_by_status(pres):
     )
     assert rows[4] == "| complex-step | per-weight exact | timeout | – | – | – | – |"
     assert rows[7] == "| my-plugin | other (plugins) | error | – | – | – | – |"
+    # a plugin's family goes by its kind: map "exact" to the reverse family
+    from dataclasses import replace
+
+    mine = replace(pres, kinds=pres.kinds | {"exact": "reverse"})
+    plugin = report.method_table(g, laws, mine).splitlines()[-1]
+    assert plugin == "| my-plugin | reverse mode and references | error | – | – | – | – |"
 
 
 def test_the_laws_table_says_whether_each_law_agrees():
