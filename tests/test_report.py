@@ -1,6 +1,7 @@
 """REPORT.md from fixture CSVs: the first screen answers both questions with intervals,
 every number tied to its own row and column, one machine, failures listed first."""
 
+import inspect
 import re
 
 import numpy as np
@@ -732,8 +733,11 @@ def test_build_writes_both_fit_tables_and_says_no_gradient_free_optimizer_ran(
     none_free = fx.CROSSOVERS[:0]
     monkeypatch.setattr(report.training_analysis, "crossovers", lambda s: none_free)
     saved_to = []
+    drawn_figures = []
     monkeypatch.setattr(
-        plots, "save", lambda d, o: saved_to.append((o, list(d))) or fake_save(d, o)
+        plots,
+        "save",
+        lambda d, o: drawn_figures.append(d) or saved_to.append((o, list(d))) or fake_save(d, o),
     )
     given, figures = [], plots.figures
     monkeypatch.setattr(plots, "figures", lambda *args: given.append(args) or figures(*args))
@@ -744,6 +748,9 @@ def test_build_writes_both_fit_tables_and_says_no_gradient_free_optimizer_ran(
     assert len(g_) == len(analysis.main_configuration(analysis.latest_machine(fx.gradients())))
     assert "- Gradient-free training: no gradient-free optimizer was trained." in text
     (folder, names), *_ = saved_to
+    # the memory figures draw with the same presentation (read from their closures)
+    memory_figure = drawn_figures[0]["memory_vs_L"]
+    assert inspect.getclosurevars(memory_figure).nonlocals["pres"] == pres_
     assert folder == tmp_path / "plots" and len(saved_to) == 1
     assert text.startswith("# Why backpropagation? — gradbench report\n\n")
     for title in [
