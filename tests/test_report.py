@@ -662,7 +662,14 @@ def test_predictions_speak_for_the_first_method_of_each_family_at_the_named_mlp(
     refused = times[times.no_prediction != ""]
     no = [f"- no prediction for {r.method}: {r.no_prediction}" for r in refused.itertuples()]
     assert len(refused) and text.endswith("\n".join(no))
-    assert text.startswith("Every row below is **predicted**, not measured: ")
+    assert text.startswith(
+        "Every row below is **predicted**, not measured: forward-time law × cost law, with a "
+        "95 % prediction interval from both fits' errors and, beyond the measured range, the "
+        "gap between each law's slope and its theory (predict.py). Backtest: "
+    )
+    header = next(line for line in text.splitlines() if line.startswith("| "))
+    assert header == ("| size | P | method | predicted time (95 % interval) | largest P measured |")
+    assert "Predicted time of one gradient at named sizes" in text
 
 
 def test_predicted_evaluations_of_gradient_free_optimizers(g, pres):
