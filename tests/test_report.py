@@ -679,6 +679,7 @@ def test_predicted_evaluations_of_gradient_free_optimizers(g, pres):
                             "evals_to_target": [10.0 * p for p in P]})  # fmt: skip
     text = report.predictions_section(g, pres, summary)
     head = "Gradient-free training, **predicted** evaluations to reach the target:\n\n"
+    assert "\n\n" + head in text  # a paragraph of its own
     table = text[text.index(head) + len(head) :].splitlines()
     assert table[0] == (
         "| optimizer | P | predicted evaluations to target (95 %) | largest_measured_P |"
