@@ -670,6 +670,26 @@ def test_predictions_speak_for_the_first_method_of_each_family_at_the_named_mlp(
     header = next(line for line in text.splitlines() if line.startswith("| "))
     assert header == ("| size | P | method | predicted time (95 % interval) | largest P measured |")
     assert "Predicted time of one gradient at named sizes" in text
+    paragraphs = text.split("\n\n")  # opening, sentences, folded table, refusals
+    assert paragraphs[1] == "\n".join(sentences) and paragraphs[-1] == "\n".join(no)
+    assert (
+        paragraphs[2] == "<details><summary>Predicted time of one gradient at named sizes</summary>"
+    )
+
+
+def test_the_predictions_quote_their_backtest(g, pres, monkeypatch):
+    from gradbench import predict
+
+    held = pd.DataFrame({"inside": [True, True, False, True]})
+    monkeypatch.setattr(predict, "backtest_at_median", lambda g, pres: (500.0, held))
+    monkeypatch.setattr(predict, "coverage", lambda h: (0.75, 2.5))
+    text = report.predictions_section(g, pres, None)
+    assert text.split("\n\n")[0].endswith(
+        "(predict.py). Backtest: cost laws fitted on the cells below P = 500 (the median P of "
+        "the cells a law admits) put 3 of 4 measured cells above it inside their intervals "
+        "(75%; median width ×2.5, hi ÷ lo), each cell predicted from its own measured "
+        "forward pass."
+    )
 
 
 def test_predicted_evaluations_of_gradient_free_optimizers(g, pres):
@@ -760,7 +780,16 @@ def test_build_writes_both_fit_tables_and_says_no_gradient_free_optimizer_ran(
     memory_figure = drawn_figures[0]["memory_vs_L"]
     assert inspect.getclosurevars(memory_figure).nonlocals["pres"] == pres_
     assert folder == tmp_path / "plots" and len(saved_to) == 1
-    assert text.startswith("# Why backpropagation? — gradbench report\n\n")
+    mine = analysis.latest_machine(analysis.load_gradients(tmp_path / "gradients.csv"))
+    assert text.startswith(
+        "# Why backpropagation? — gradbench report\n\n" + report.machine_line(mine) + "\n\n"
+    )
+    assert "\n\n" + report.QUESTION + "\n\n## " in text
+    # the method table quotes the cost laws (not the forward law)
+    per_method = text.split("\n\n## Per method")[1].split("\n\n## ")[0]
+    backprop = pd.read_csv(tmp_path / "fits.csv").set_index("method").loc["backprop"]
+    row = next(line for line in per_method.splitlines() if line.startswith("| backprop |"))
+    assert f"{backprop.slope:.2f} ± {backprop.slope_se:.2f}" in row
     for title in [
         "Per method, at the size where most were measured",
         "Scaling laws: cost in forward passes against P",
