@@ -176,6 +176,25 @@ def test_presentation_from_a_minimal_data_file(tmp_path):
     assert pres.family_of("plugin", "stochastic").name == "other"  # kind not in [kinds]
     assert math.isnan(analysis.theory_slope("m", "exact", pres))
     assert pres.memory_model("m", "exact") is None
+    path.write_text(path.read_text() + '[[target]]\nmethod = "m"\n[memory.families]\nx = "layer"\n')
+    pres = analysis.load_presentation(path)
+    assert pres.targets == ({"method": "m"},) and pres.memory == {"families": {"x": "layer"}}
+
+
+def test_a_cell_with_one_bound_has_no_interval():
+    iv = analysis.ratio(pd.Series({"r": 2.0, "r_lo": 1.5}), "r")
+    assert (iv.value, iv.lo) == (2.0, 1.5) and math.isnan(iv.hi) and not iv.has_interval
+
+
+def test_an_unavailable_method_is_named_once_with_its_first_reason():
+    reasons = ["unavailable: a", "unavailable: b", "unavailable: c"]
+    g = pd.DataFrame({"method": ["t", "t", "j"], "status": "error", "reason": reasons})
+    assert analysis.unavailable_methods(g) == {"t": "unavailable: a", "j": "unavailable: c"}
+
+
+def test_no_targets_still_make_a_table_with_its_columns():
+    table = analysis.check_targets(_target_rows(), ())
+    assert table.empty and list(table.columns) == ["target", "result", "missed at", "worst"]
 
 
 def test_memory_model_by_method_then_by_family(pres):

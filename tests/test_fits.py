@@ -119,6 +119,57 @@ def test_growth_exponent_needs_four_depths():
     assert fits.growth_exponent(np.array([2, 4, 8.0]), np.array([1, 2, 3.0])) is None
 
 
+def _profile_minimum(x, y):
+    """The exponent fit done independently: the relative residual of y = a + b·x^s solved
+    on a grid of s (step 5·10⁻³, then 10⁻⁴ around its least point; no interpolation), its
+    least point s*, the profile's curvature there by central differences, and
+    se = √(2σ²/R'') with σ² = R(s*)/(n − 3)."""
+
+    def R(s):
+        A = np.column_stack([np.ones_like(x), x**s]) / y[:, None]
+        coef = np.linalg.lstsq(A, np.ones_like(y), rcond=None)[0]
+        return float(((A @ coef - 1) ** 2).sum())
+
+    coarse = np.arange(0.05, 1.95, 0.005)
+    s = coarse[int(np.argmin([R(v) for v in coarse]))]
+    fine = np.arange(s - 0.01, s + 0.01, 1e-4)
+    s = fine[int(np.argmin([R(v) for v in fine]))]
+    d = 1e-3
+    curvature = (R(s + d) - 2 * R(s) + R(s - d)) / d**2
+    return s, np.sqrt(2 * R(s) / (x.size - 3) / curvature)
+
+
+@pytest.mark.parametrize("s", [0.37, 0.5, 0.83])
+def test_growth_exponent_is_the_least_residual_and_its_curvature(s):
+    # the grid (step 0.02) refined by a parabola must land within 2·10⁻³ of the profile's
+    # true minimum, and its se within 5 % of the one from the true curvature
+    x = np.array([2, 4, 8, 16, 32, 64], float)
+    noise = np.array([1.03, 0.98, 1.0, 1.02, 0.97, 1.01])
+    y = (4.0 + 2.0 * x**s) * noise
+    want, se = _profile_minimum(x, y)
+    got = fits.growth_exponent(x, y)
+    assert got.value == pytest.approx(want, abs=2e-3)
+    assert got.se == pytest.approx(se, rel=0.05)
+
+
+@pytest.mark.parametrize(("s", "found"), [(0.04, True), (1.98, True), (2.5, False)])
+def test_growth_exponent_next_to_the_grid_edges(s, found):
+    # exact data: the least residual is at s itself; the grid's ends are 0.02 and 2.0, so
+    # 0.04 and 1.98 are inner points (found), 2.5 lies beyond the end (None)
+    x = np.array([2, 3, 4, 5, 6], float)  # four distinct x at least; here five
+    got = fits.growth_exponent(x, 10.0 + 3.0 * x**s)
+    if found:
+        assert got.value == pytest.approx(s, abs=0.01)
+    else:
+        assert got is None
+
+
+def test_growth_exponent_needs_four_distinct_depths_and_four_suffice():
+    x = np.array([2, 4, 8, 16.0])
+    assert fits.growth_exponent(x, 1.0 + x) is not None
+    assert fits.growth_exponent(np.array([2, 4, 8, 8.0]), 1.0 + x) is None
+
+
 # ---------------------------------------------------------------- hand-computed values
 # x = [0, 1, 2], y = [0, 2, 1]: x̄ = ȳ = 1, Sxx = 2, Sxy = 1 → slope 1/2, intercept 1/2;
 # residuals [-1/2, 1, -1/2] → SSE = 3/2 on 1 degree of freedom → σ² = 3/2;

@@ -1,8 +1,10 @@
 """REPORT.md from fixture CSVs: the first screen answers both questions with intervals,
 every number tied to its own row and column, one machine, failures listed first."""
 
+import inspect
 import re
 
+import numpy as np
 import pandas as pd
 import pytest
 import report_fixtures as fx
@@ -370,6 +372,12 @@ def test_the_method_table_orders_by_family_and_shows_failures_by_status(pres):
     )
     assert rows[4] == "| complex-step | per-weight exact | timeout | – | – | – | – |"
     assert rows[7] == "| my-plugin | other (plugins) | error | – | – | – | – |"
+    # a plugin's family goes by its kind: map "exact" to the reverse family
+    from dataclasses import replace
+
+    mine = replace(pres, kinds=pres.kinds | {"exact": "reverse"})
+    plugin = report.method_table(g, laws, mine).splitlines()[-1]
+    assert plugin == "| my-plugin | reverse mode and references | error | – | – | – | – |"
 
 
 def test_the_laws_table_says_whether_each_law_agrees():
@@ -420,6 +428,9 @@ def test_correctness_is_the_worst_error_of_each_method_but_backprop():
     assert rows[2] == "| fd | 0.003 | 1e-05 | 1 | – |"
     assert rows[3] == "| sp | 1 | – | 0 | 0.75 (P=6) → 0.25 (P=72) |"
     assert len(rows) == 4
+    one = report.correctness_table(g[(g.method == "backprop") | (g.N == 8) & (g.method == "sp")])
+    one = one.splitlines()
+    assert len(one) == 3 and one[2].startswith("| sp | 1 | – | 0 |")  # a method of one cell
     only = g[g.method == "backprop"]
     assert report.correctness_table(only) == "_No method measured besides backprop._"
 
@@ -464,6 +475,10 @@ def test_cells_not_measured_wrong_first_then_folded_then_unavailable():
         "| fd | 8 | 1 | 72 | skipped | projected | 30 s |",
     ]
     assert parts[-1] == "Not available here: tb (unavailable: no torch)."
+    two = pd.concat([g[g.method == "tb"].assign(method="ta", reason="unavailable: no jax"), g])
+    assert report.not_measured(two).split("\n\n")[-1] == (
+        "Not available here: ta (unavailable: no jax); tb (unavailable: no torch)."
+    )
     assert report.not_measured(g[:1]) == "Every cell of the grid was measured."
     only_wrong = report.not_measured(g[:2])
     assert "<details>" not in only_wrong and "Not available" not in only_wrong
@@ -511,6 +526,83 @@ def test_the_memory_section_fits_peak_memory_against_depth_per_method(pres):
     assert report.memory_section(g[g.L == 1], pres) is None  # one depth: no memory figure
 
 
+MEMORY_PARAGRAPH = (
+    "Peak resident memory above the worker's baseline for one gradient "
+    "(`peak_rss_bytes`). Theory: backprop ∝ L·B·N + P, checkpointed ∝ √L·B·N + P, "
+    "forward mode and finite differences ∝ B·N + P. Since P grows like L too, the "
+    "log-log slope of the whole mixes both terms; *s* separates them: the peak less the "
+    "gradient returned (P numbers) is fitted as a + b·L^s, the exponent with which the "
+    "activations kept grow (theory 1 and ½; not fitted for the methods that keep one "
+    "layer's, whose other buffers are P-sized). Where a library states what one call "
+    "allocates (XLA's compiled memory analysis, `allocator_bytes`), its count is "
+    "compared too: XLA's CPU runtime keeps buffers from call to call, which the resident "
+    "peak then misses.\n\n"
+)
+
+
+def test_the_memory_section_skips_s_for_one_layer_methods_and_quotes_xla_count(pres):
+    # both methods: peak = 8·(L·B·N + P), P = 72·L, B·N = 512 → slope 1; backprop's library
+    # counts twice the peak (allocator ÷ measured = 2); fd-central keeps one layer (theory
+    # s = 0): its s is not fitted even though its peak grows like L; its theory slope is the
+    # log-log slope of B·N + P = 512 + 72·L over L = 1, 2, 4, 8 (np.polyfit, by hand)
+    Ls = (1, 2, 4, 8)
+    g = _cells(*[{"method": m, "N": 8, "L": L, "peak_rss_bytes": 8 * 584 * L,
+                  "memory_model_bytes": 8 * 584 * L,
+                  "allocator_bytes": 2 * 8 * 584 * L if m == "backprop" else float("nan")}
+                 for m in ("backprop", "fd-central") for L in Ls])  # fmt: skip
+    text = report.memory_section(g, pres)
+    assert text.startswith(MEMORY_PARAGRAPH)
+    slope = np.polyfit(np.log(Ls), np.log([512 + 72 * L for L in Ls]), 1)[0]
+    _, _, *rows = text.split("\n\n")[1].splitlines()
+    assert rows == [
+        "| backprop | 8 | 64 | 1.00 ± 0.00 | 1 | 1.00 ± 0.00 | 1 | 1 | 2 |",
+        f"| fd-central | 8 | 64 | 1.00 ± 0.00 | {slope:.3g} | – | 0 | 1 | – |",
+    ]
+
+
+def test_the_memory_section_takes_a_plugins_memory_model_from_its_kind(pres):
+    # a plugin listed in no family goes by its kind; map "exact" to the reverse family,
+    # whose memory model is "activations": theory s = 1 and the theory slope of
+    # L·B·N + P over L (both ∝ L: 1)
+    from dataclasses import replace
+
+    mine = replace(pres, kinds=pres.kinds | {"exact": "reverse"})
+    g = _cells(*[{"method": "my-ad", "N": 8, "L": L, "peak_rss_bytes": 8 * 584 * L}
+                 for L in (1, 2, 4, 8)])  # fmt: skip
+    row = report.memory_section(g, mine).split("\n\n")[1].splitlines()[2]
+    assert row.startswith("| my-ad | 8 | 64 | 1.00 ± 0.00 | 1 | 1.00 ± 0.00 | 1 |")
+
+
+def test_the_memory_section_drops_zero_peaks_and_says_when_too_few_depths(pres):
+    # two depths only: no law, but a figure; the checkpointed peak at L = 2 is 0 (not
+    # measured) and must not make the pair there; at L = 1 it is one byte (measured)
+    mib = 2**20
+    g = _cells(
+        {"method": "backprop", "N": 8, "L": 1, "peak_rss_bytes": 2 * mib},
+        {"method": "backprop", "N": 8, "L": 2, "peak_rss_bytes": 4 * mib},
+        {"method": "backprop-checkpoint", "N": 8, "L": 1, "peak_rss_bytes": 1},
+        {"method": "backprop-checkpoint", "N": 8, "L": 2, "peak_rss_bytes": 0},
+    )
+    text = report.memory_section(g, pres)
+    assert text.startswith("At N = 8, L = 1, B = 64 backprop's gradient needs 2 MiB")
+    assert text.endswith(MEMORY_PARAGRAPH + "_Too few depths per method to fit._")
+
+
+def test_activations_are_the_peak_less_the_gradient_in_its_dtype():
+    from gradbench import report as r
+
+    # float32: the gradient is 4·P bytes; peak = 4·P + 1000 + 50·L → kept = 1000 + 50·L,
+    # s = 1 (P = 100·L² would give s = 2 if it were not subtracted, or subtracted as 8·P);
+    # the row whose peak is exactly its gradient keeps nothing and is left out
+    Ls = [1, 2, 4, 8, 16]
+    cells = pd.DataFrame({"L": Ls + [32], "P": [100 * L * L for L in Ls + [32]],
+                          "dtype": "float32"})  # fmt: skip
+    cells["peak_rss_bytes"] = 4 * cells.P + (1000 + 50 * cells.L).where(cells.L < 32, 0)
+    got = r.activations(cells)
+    assert got.value == pytest.approx(1.0, abs=0.01)
+    assert got.se < 0.01
+
+
 def test_the_symbolic_section_quotes_how_expression_sizes_grow(tmp_path):
     # raw derivatives ÷ forward = P^1.5, after CSE P^0.5
     # (an expression of one operation counts; a cell without expressions does not)
@@ -535,6 +627,9 @@ def test_the_symbolic_section_quotes_how_expression_sizes_grow(tmp_path):
     assert rows[4].startswith("| symbolic-cse | 3 |") and len(rows) == 5
     assert report.symbolic_section(g[g.N == 1]) is None
     assert report.symbolic_section(g[g.N < 3]).startswith("| method |")  # 2 sizes: no slope
+    # raw expressions counted at two sizes only (the third too large): no sentence either
+    raw_two = g.assign(ops_derivatives=g.ops_derivatives.where(g.N < 3))
+    assert report.symbolic_section(raw_two).startswith("| method |")
 
 
 def test_predictions_speak_for_the_first_method_of_each_family_at_the_named_mlp(g, pres):
@@ -567,7 +662,34 @@ def test_predictions_speak_for_the_first_method_of_each_family_at_the_named_mlp(
     refused = times[times.no_prediction != ""]
     no = [f"- no prediction for {r.method}: {r.no_prediction}" for r in refused.itertuples()]
     assert len(refused) and text.endswith("\n".join(no))
-    assert text.startswith("Every row below is **predicted**, not measured: ")
+    assert text.startswith(
+        "Every row below is **predicted**, not measured: forward-time law × cost law, with a "
+        "95 % prediction interval from both fits' errors and, beyond the measured range, the "
+        "gap between each law's slope and its theory (predict.py). Backtest: "
+    )
+    header = next(line for line in text.splitlines() if line.startswith("| "))
+    assert header == ("| size | P | method | predicted time (95 % interval) | largest P measured |")
+    assert "Predicted time of one gradient at named sizes" in text
+    paragraphs = text.split("\n\n")  # opening, sentences, folded table, refusals
+    assert paragraphs[1] == "\n".join(sentences) and paragraphs[-1] == "\n".join(no)
+    assert (
+        paragraphs[2] == "<details><summary>Predicted time of one gradient at named sizes</summary>"
+    )
+
+
+def test_the_predictions_quote_their_backtest(g, pres, monkeypatch):
+    from gradbench import predict
+
+    held = pd.DataFrame({"inside": [True, True, False, True]})
+    monkeypatch.setattr(predict, "backtest_at_median", lambda g, pres: (500.0, held))
+    monkeypatch.setattr(predict, "coverage", lambda h: (0.75, 2.5))
+    text = report.predictions_section(g, pres, None)
+    assert text.split("\n\n")[0].endswith(
+        "(predict.py). Backtest: cost laws fitted on the cells below P = 500 (the median P of "
+        "the cells a law admits) put 3 of 4 measured cells above it inside their intervals "
+        "(75%; median width ×2.5, hi ÷ lo), each cell predicted from its own measured "
+        "forward pass."
+    )
 
 
 def test_predicted_evaluations_of_gradient_free_optimizers(g, pres):
@@ -577,6 +699,7 @@ def test_predicted_evaluations_of_gradient_free_optimizers(g, pres):
                             "evals_to_target": [10.0 * p for p in P]})  # fmt: skip
     text = report.predictions_section(g, pres, summary)
     head = "Gradient-free training, **predicted** evaluations to reach the target:\n\n"
+    assert "\n\n" + head in text  # a paragraph of its own
     table = text[text.index(head) + len(head) :].splitlines()
     assert table[0] == (
         "| optimizer | P | predicted evaluations to target (95 %) | largest_measured_P |"
@@ -637,7 +760,13 @@ def test_build_writes_both_fit_tables_and_says_no_gradient_free_optimizer_ran(
         monkeypatch.setattr(report, name.rsplit(".", 1)[1], module)
     none_free = fx.CROSSOVERS[:0]
     monkeypatch.setattr(report.training_analysis, "crossovers", lambda s: none_free)
-    monkeypatch.setattr(plots, "save", fake_save)
+    saved_to = []
+    drawn_figures = []
+    monkeypatch.setattr(
+        plots,
+        "save",
+        lambda d, o: drawn_figures.append(d) or saved_to.append((o, list(d))) or fake_save(d, o),
+    )
     given, figures = [], plots.figures
     monkeypatch.setattr(plots, "figures", lambda *args: given.append(args) or figures(*args))
     text = report.build(tmp_path).read_text()
@@ -646,6 +775,43 @@ def test_build_writes_both_fit_tables_and_says_no_gradient_free_optimizer_ran(
     assert list(laws_.method) == list(pd.read_csv(tmp_path / "fits.csv").method)
     assert len(g_) == len(analysis.main_configuration(analysis.latest_machine(fx.gradients())))
     assert "- Gradient-free training: no gradient-free optimizer was trained." in text
+    (folder, names), *_ = saved_to
+    # the memory figures draw with the same presentation (read from their closures)
+    memory_figure = drawn_figures[0]["memory_vs_L"]
+    assert inspect.getclosurevars(memory_figure).nonlocals["pres"] == pres_
+    assert folder == tmp_path / "plots" and len(saved_to) == 1
+    mine = analysis.latest_machine(analysis.load_gradients(tmp_path / "gradients.csv"))
+    assert text.startswith(
+        "# Why backpropagation? — gradbench report\n\n" + report.machine_line(mine) + "\n\n"
+    )
+    assert "\n\n" + report.QUESTION + "\n\n## " in text
+    # the method table quotes the cost laws (not the forward law)
+    per_method = text.split("\n\n## Per method")[1].split("\n\n## ")[0]
+    backprop = pd.read_csv(tmp_path / "fits.csv").set_index("method").loc["backprop"]
+    row = next(line for line in per_method.splitlines() if line.startswith("| backprop |"))
+    assert f"{backprop.slope:.2f} ± {backprop.slope_se:.2f}" in row
+    for title in [
+        "Per method, at the size where most were measured",
+        "Scaling laws: cost in forward passes against P",
+        "What it would cost at sizes nobody can time (predicted)",
+        "Training with and without gradients",
+        "Differentiate the whole function directly?",
+        "Memory",
+        "As fast as the best: targets",
+        "Correctness against backprop",
+        "Secondary: time ∝ N^a · L^b",
+        "Figures",
+        "Cells not measured",
+    ]:
+        assert f"\n\n## {title}\n\n" in text
+    # the first figure heads the report; the Figures section lists the others, in order,
+    # then the training helper's; crossovers exist (an empty table): its own section text
+    figures_section = text.split("\n\n## Figures\n\n")[1].split("\n\n## ")[0]
+    assert figures_section.startswith(
+        "\n\n".join(f"![{n}](plots/{n}.png)" for n in names[1:]) + "\n\n![t](plots/t.png)"
+    )
+    training = text.split("\n\n## Training with and without gradients\n\n")[1]
+    assert not training.startswith("_")
     g = analysis.main_configuration(analysis.latest_machine(fx.gradients()))
     laws = pd.read_csv(tmp_path / "fits.csv")
     assert laws.method.iloc[0] == "forward" and len(laws) == 1 + len(
