@@ -8,7 +8,6 @@ from conftest import rho_max
 
 from gradbench import registry
 from gradbench.methods.backprop import Backprop, matmul_floor
-from gradbench.methods.references import layers_of
 from gradbench.problem import make_problem
 
 LIBRARY = {
@@ -57,7 +56,7 @@ def test_torch_cost_model_matches_the_products_torch_counts(name, N, L):
     grad_fn = method.prepare(p)
     with FlopCounterMode(display=False) as forward:
         p_loss = method._loss(p)[1]
-        p_loss(layers_of(torch.tensor(p.theta0), p.net))
+        p_loss(p.net.layers(torch.tensor(p.theta0)))
     with FlopCounterMode(display=False) as gradient:
         grad_fn(p.theta0)
     counted = gradient.get_total_flops() / forward.get_total_flops()

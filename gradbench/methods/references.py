@@ -26,7 +26,7 @@ import numpy as np
 from gradbench import environment
 from gradbench.methods.backprop import reverse_mode_cost, reverse_mode_memory
 from gradbench.methods.base import GradFn, Method
-from gradbench.model import Array, Network
+from gradbench.model import Array, Layer, Network
 from gradbench.problem import Problem
 
 
@@ -45,28 +45,17 @@ def dense_forward_memory(net: Network, B: int) -> float:
     return net.itemsize * (net.P**2 + 3 * net.L * net.P * B * net.N + net.P)
 
 
-def layers_of(theta, net: Network) -> list:
-    """θ's layers as (W (N, N), b (N,) or None) pairs of views, for any array library."""
-    N, size = net.N, net.layer_size
-    return [
-        (
-            theta[l * size : l * size + N * N].reshape(N, N),
-            theta[l * size + N * N : (l + 1) * size] if net.bias else None,
-        )
-        for l in range(net.L)
-    ]
-
-
 def written_for(problem: Problem, act, logsumexp):
-    """gradbench's loss, written once for a tensor library, over the layers' (W, b) pairs
-    (:func:`layers_of`): ``act`` and ``logsumexp`` come from that library, everything else
-    (``@``, indexing) both share."""
+    """gradbench's loss, written once for a tensor library, over θ's layers as
+    :meth:`Network.layers <gradbench.model.Network.layers>` views them (which works on
+    torch and JAX arrays too): ``act`` and ``logsumexp`` come from that library, everything
+    else (``@``, indexing) both share."""
     net = problem.net
 
     def loss(layers, X, target, rows):
         h = X
-        for l, (W, b) in enumerate(layers):
-            z = h @ W if b is None else h @ W + b
+        for l, layer in enumerate(layers):
+            z = h @ layer.W if layer.b is None else h @ layer.W + layer.b
             h = z if l == net.L - 1 else act(z)
         if net.loss == "cross_entropy":
             return (logsumexp(h) - h[rows, target]).mean()
@@ -119,10 +108,10 @@ class TorchBackprop(_Torch):
             # backward of a slice of one flat leaf fills a zero tensor of all P numbers per
             # slice. Their gradients accumulate into views of one flat buffer, returned whole.
             flat = np.zeros_like(theta)
-            grads = layers_of(torch.from_numpy(flat), net)
+            grads = net.layers(torch.from_numpy(flat))
             layers = [
-                (leaf(W, dW), leaf(b, db))
-                for (W, b), (dW, db) in zip(layers_of(theta, net), grads, strict=True)
+                Layer(leaf(layer.W, grad.W), leaf(layer.b, grad.b))
+                for layer, grad in zip(net.layers(theta), grads, strict=True)
             ]
             value = loss(layers)
             value.backward()
@@ -143,11 +132,11 @@ class TorchForward(_Torch):
 
     def prepare(self, problem: Problem) -> GradFn:
         torch, loss = self._loss(problem)
-        jac = torch.func.jacfwd(lambda t: loss(layers_of(t, problem.net)))
+        jac = torch.func.jacfwd(lambda t: loss(problem.net.layers(t)))
 
         def grad_fn(theta: Array) -> tuple[float, Array]:
             t = torch.tensor(theta)  # a copy: θ is read-only
-            return float(loss(layers_of(t, problem.net))), jac(t).numpy()
+            return float(loss(problem.net.layers(t))), jac(t).numpy()
 
         return grad_fn
 
@@ -170,7 +159,7 @@ class _Jax(Method):
         X, target, rows = jnp.asarray(problem.X), jnp.asarray(problem.target), jnp.arange(problem.B)
 
         def f(theta):
-            return loss(layers_of(theta, problem.net), X, target, rows)
+            return loss(problem.net.layers(theta), X, target, rows)
 
         both = jax.jit(lambda theta: (f(theta), getattr(jax, self.transform)(f)(theta)))
         theta0 = jnp.asarray(problem.theta0)
