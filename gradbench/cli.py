@@ -509,6 +509,14 @@ def cmd_merge(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_out_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--out",
+        default="results",
+        help="results folder (default results/)",  # pragma: no mutate
+    )
+
+
 def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--profile",
@@ -519,11 +527,7 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
         "--config",
         help="a TOML file of profiles (default: the packaged grids.toml)",  # pragma: no mutate
     )
-    p.add_argument(
-        "--out",
-        default="results",
-        help="results folder (default results/)",  # pragma: no mutate
-    )
+    _add_out_arg(p)
 
 
 def _add_resume_args(p: argparse.ArgumentParser, verb: str, items: str) -> None:
@@ -690,22 +694,14 @@ def build_parser() -> argparse.ArgumentParser:
         cmd_report,
         "fits, figures and REPORT.md from the CSV files alone",  # pragma: no mutate
     )
-    p.add_argument(
-        "--out",
-        default="results",
-        help="results folder (default results/)",  # pragma: no mutate
-    )
+    _add_out_arg(p)
     p = _command(
         sub,
         "predict",
         cmd_predict,
         "predicted time of one gradient at a size not measured",  # pragma: no mutate
     )
-    p.add_argument(
-        "--out",
-        default="results",
-        help="results folder (default results/)",  # pragma: no mutate
-    )
+    _add_out_arg(p)
     p.add_argument(
         "--P",
         type=positive_float,
