@@ -65,6 +65,7 @@ class Settings:
     max_time_s: float = 0.2
     cell_time_s: float = 1.5
     prepare_budget_s: float = 10.0
+    passes: int = 1
     methods: tuple[str, ...] | None = None
     train: TrainSettings = field(default_factory=TrainSettings)
 
@@ -97,6 +98,8 @@ def validate(settings: Settings, where: str) -> Settings:
             settings.network(*size)
         if settings.B < 1:
             raise ValueError(f"B must be a positive integer, got {settings.B}")
+        if settings.passes < 1:
+            raise ValueError(f"passes must be a positive integer, got {settings.passes}")
         t = settings.train
         for name in ("seeds", "budget_evals", "per_class", "max_train"):
             if not getattr(t, name) >= 1:

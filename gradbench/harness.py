@@ -30,8 +30,11 @@ class SweepPlugin:
         self.__name__ = self.name  # the name pytest registers the plugin under
 
     def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
-        if "cell" in metafunc.fixturenames:
-            metafunc.parametrize("cell", self.sweep.cells, ids=str)
+        if "cell" in metafunc.fixturenames:  # pass by pass, each over every cell
+            passes = range(self.sweep.settings.passes)
+            units = [(cell, k) for k in passes for cell in self.sweep.cells]
+            ids = [f"{cell}" if k == 0 else f"{cell}-pass{k + 1}" for cell, k in units]
+            metafunc.parametrize(("cell", "timing_pass"), units, ids=ids)
 
     @pytest.fixture(scope="session")
     def gradbench_sweep(self) -> Sweep:
@@ -90,7 +93,6 @@ def settle(sweep: Sweep) -> None:
     cell = Cell(method, N, L)
     if cell in sweep.cells and run_id == sweep.run_id:
         sweep.record(cell, status="crashed", reason=marker["reason"])
-        sweep.finished -= 1  # counted again when the sweep passes it
     else:
         sweep.echo(f"gradbench: {marker['what']} crashed in run {run_id}, not continued here")
 
@@ -112,7 +114,8 @@ def run(sweep: Sweep) -> int:
         sweep.out / "environment.json",
     )
     write_line(
-        f"gradbench: {len(sweep.cells)} cells, budget {sweep.settings.budget_s:g} s per "
+        f"gradbench: {len(sweep.cells)} cells in {sweep.settings.passes} timing pass(es), "
+        f"budget {sweep.settings.budget_s:g} s per "
         f"gradient, BLAS threads {sweep.env['blas_threads']}, machine {sweep.env['fingerprint']}, "
         f"run {sweep.run_id}; results in {sweep.out}/"
     )

@@ -14,6 +14,12 @@ mean: interference on a shared machine only ever adds time, so the smaller is th
 estimate of the undisturbed call, and one disturbed call (measured: 30 ms where 0.1 ms is
 usual) spoils no ratio instead of two. The cell's ratio is the median of the rᵢ, with a
 distribution-free 95 % interval for that median (:func:`median_interval`).
+
+A cell may be timed in several *passes*, minutes apart (the sweep's ``passes``): each pass
+is bracketed on its own, and the cell's ratio pools the rᵢ of every pass. On a shared
+machine the speed of a small forward pass relative to a large batched one shifts for
+seconds to minutes at a time, so a cell timed in one stretch carries the ratio of that
+moment; rounds spread over the run carry the run's.
 """
 
 from __future__ import annotations
@@ -68,7 +74,9 @@ def round_ratios(times: Sequence[float], denominators: Sequence[float]) -> np.nd
 class Pairs:
     """Times each denominator once per call of :meth:`tick`: ``tick`` is the untimed
     ``setup`` before every round of pytest-benchmark's ``pedantic``, and once more after
-    the last round. ``clock`` is ``time.perf_counter`` (a fake one in tests)."""
+    the last round; :meth:`close` then ends the pass with the method's round times. Passes
+    pool: :meth:`summary` covers every closed pass. ``clock`` is ``time.perf_counter`` (a
+    fake one in tests)."""
 
     def __init__(
         self,
@@ -77,7 +85,14 @@ class Pairs:
     ) -> None:
         self.denominators = denominators
         self.clock = clock
-        self.times: dict[str, list[float]] = {name: [] for name in denominators}
+        self.times = self._empty()  # this pass's calls
+        self.last_pass = self._empty()  # the calls of the pass closed last
+        self.calls = self._empty()  # every closed pass's calls
+        self.ratios = self._empty()  # every closed pass's rᵢ
+        self.round_times: list[float] = []
+
+    def _empty(self) -> dict[str, list[float]]:
+        return {name: [] for name in self.denominators}
 
     def tick(self) -> None:
         for name, call in self.denominators.items():
@@ -85,22 +100,30 @@ class Pairs:
             call()
             self.times[name].append(self.clock() - t0)
 
-    def summary(self, round_times: Sequence[float]) -> dict:
-        """The columns ``ratio_to_<name>``, ``…_lo``, ``…_hi`` and ``<name>_time_s`` (the
-        denominator's median) for each denominator, and ``pairs``, from the method's
-        per-round times (one fewer than the ticks)."""
-        row: dict = {"pairs": len(round_times)}
+    def close(self, round_times: Sequence[float]) -> None:
+        """End a pass: pair its rounds (one fewer than its ticks) with their brackets."""
         for name, times in self.times.items():
-            ratio, lo, hi = median_interval(round_ratios(round_times, times))
+            self.ratios[name].extend(round_ratios(round_times, times))
+            self.calls[name].extend(times)
+        self.round_times.extend(round_times)
+        self.last_pass, self.times = self.times, self._empty()
+
+    def summary(self) -> dict:
+        """The columns ``ratio_to_<name>``, ``…_lo``, ``…_hi`` and ``<name>_time_s`` (the
+        denominator's median) for each denominator, and ``pairs``, over every closed pass."""
+        row: dict = {"pairs": len(self.round_times)}
+        for name, ratios in self.ratios.items():
+            ratio, lo, hi = median_interval(ratios)
             row |= {
                 f"ratio_to_{name}": ratio,
                 f"ratio_to_{name}_lo": lo,
                 f"ratio_to_{name}_hi": hi,
-                f"{name}_time_s": float(np.median(times)),
+                f"{name}_time_s": float(np.median(self.calls[name])),
             }
         return row
 
     def raw(self) -> dict[str, list[float]]:
-        """The per-call denominator times, for pytest-benchmark's ``extra_info`` (to the
-        nanosecond: perf_counter's resolution, and a smaller raw file)."""
-        return {f"{n}_times_s": [round(t, 9) for t in times] for n, times in self.times.items()}
+        """The per-call denominator times of the pass closed last, for pytest-benchmark's
+        ``extra_info`` beside that pass's rounds (to the nanosecond: perf_counter's
+        resolution, and a smaller raw file)."""
+        return {f"{n}_times_s": [round(t, 9) for t in ts] for n, ts in self.last_pass.items()}

@@ -173,6 +173,8 @@ def machine_line(g: pd.DataFrame) -> str:
     first = g.iloc[-1]
     runs = ", ".join(map(str, g.run_id.dropna().unique()))
     config = ", ".join(f"{c} = {first[c]}" for c in analysis.CONFIGURATION if pd.notna(first[c]))
+    if pd.notna(passes := first.get("passes")) and passes > 1:
+        config += f"; each cell timed in {passes:g} passes over the grid"
     return (
         f"Machine **{first[key]}** ({first.machine}; BLAS threads {first.blas_threads}, numpy "
         f"{first.numpy}); run {runs}; {config}. Every table and fit below is this machine's."

@@ -36,9 +36,12 @@ GRADIENT_COLUMNS = [
     "tolerance", "layer_steps", "prepare_s", "prepare_cost", "projected_prepare_s",
     "memory_model_bytes", "projected_bytes", "peak_rss_bytes", "allocator_bytes",
     "ops_forward", "ops_derivatives", "ops_cse",
-    "hard_limit_s", "max_time_s", "cell_time_s", "prepare_budget_s",
+    "hard_limit_s", "max_time_s", "cell_time_s", "prepare_budget_s", "passes",
     "fingerprint", "gradbench",
 ]  # fmt: skip
+# Columns added to a table after its first release, with the value every older row had:
+# a file written before them reads as if it held that value.
+ADDED = {"passes": 1}
 
 # results/training.csv, one row per recorded point of a trajectory. `loss` is the value
 # (best so far); the loss *function* is `loss_function`. Test columns: final point only.
@@ -91,6 +94,9 @@ def read_table(path: Path, columns: list[str], *, missing_ok: bool = False) -> p
         ) from None
     except OSError as exc:
         raise GradbenchError(f"cannot read {path}: {exc.strerror or exc}") from None
+    for column, value in ADDED.items():
+        if column in columns and column not in frame.columns:
+            frame[column] = value
     lacking = [c for c in columns if c not in frame.columns]
     if lacking:
         raise GradbenchError(

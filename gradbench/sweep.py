@@ -17,6 +17,11 @@ around it:
   is compared with (:mod:`gradbench.pairing`): the forward pass for every cell, backprop for
   every other method, backprop's bare matrix products for backprop; no ratio is ever
   formed across cells;
+* **passes** — with ``passes`` = K > 1 the grid is timed K times over, each pass a K-th of
+  every cell's rounds, and a cell's row pools its passes. The first pass prepares,
+  validates and records each cell (a run stopped later keeps it); the later ones only
+  time again the cells the first pass timed, minutes apart, so that a cell's ratio holds
+  the whole run's conditions rather than one moment's (:mod:`gradbench.pairing`);
 * **nothing lost, nothing mixed** — rows live in a :class:`~gradbench.store.Store`: each
   finished cell is written at once, atomically, under this machine's fingerprint and
   this run's id; what resumes and what is archived is the store's rule.
@@ -36,6 +41,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+from pytest_benchmark.stats import Stats
 from threadpoolctl import threadpool_limits
 
 from gradbench import __version__, environment, memory
@@ -135,6 +141,21 @@ class Cell:
         return f"{self.method}-N{self.N}-L{self.L}"
 
 
+@dataclass
+class Pending:
+    """A cell with passes still to time: its call, the rounds of each pass, the pairs so
+    far, the row's other fields (validation, memory) and status, one pass's seconds and
+    the passes done."""
+
+    call: Callable[[], object]
+    rounds: int
+    pairs: Pairs
+    fields: dict
+    outcome: dict
+    seconds: float = 0.0
+    passes_done: int = 0
+
+
 class Sweep:
     """One run over a grid: owns the cells, the results store and the projections."""
 
@@ -185,6 +206,7 @@ class Sweep:
         self._problem: Problem | None = None
         self._backprop: Callable | None = None
         self._reference: np.ndarray | None = None
+        self.pending: dict[Cell, Pending] = {}  # timed cells awaiting their later passes
 
     def thread_limit(self):
         """The BLAS thread limit every measurement of this sweep runs under."""
@@ -235,7 +257,6 @@ class Sweep:
             **fields,
         }
         (row,) = self.store.put([row])
-        self.finished += 1
         return row
 
     def _kind(self, name: str) -> str:
@@ -289,18 +310,24 @@ class Sweep:
             self._reference = reference_gradient(self._problem, self._problem.theta0)
         return self._problem
 
-    def measure(self, benchmark, cell: Cell) -> dict:
-        """Run (or skip, or resume) one cell, record it and report progress.
-        ``benchmark`` is pytest-benchmark's fixture."""
+    def measure(self, benchmark, cell: Cell, timing_pass: int = 0) -> dict | None:
+        """Run (or skip, or resume) one cell in its first pass, or time it again in a later
+        one; record it and report progress. ``benchmark`` is pytest-benchmark's fixture.
+        None for a later pass of a cell that is not being timed."""
+        if timing_pass and cell not in self.pending:
+            return None
         with self.thread_limit():
-            row = self._measure(benchmark, cell)
+            if timing_pass:
+                row = self._time_pass(benchmark, cell, self.pending[cell], timing_pass)
+            else:
+                row = self._measure(benchmark, cell)
+                self.finished += 1
         if self.echo_resumed or not row.get("resumed"):
-            self.echo(self.progress(cell, row))
+            self.echo(self.progress(cell, row, timing_pass))
         return row
 
     def _measure(self, benchmark, cell: Cell) -> dict:
         if (row := self.on_file(cell)) is not None:
-            self.finished += 1
             return {**row, "resumed": True}
         sizes = self._memory(cell)
         if reason := memory.over_budget(sizes["projected_bytes"], self.memory_budget):
@@ -396,17 +423,16 @@ class Sweep:
         if cell.method == REFERENCE:
             return {"forward": forward, "floor": REFERENCES[FLOOR][0](problem)}
         out = {"forward": forward}
-        if self._backprop is not None:
+        if (backprop := self._backprop) is not None:  # this size's, for the later passes too
             theta = problem.theta0
-            out["backprop"] = lambda: self._backprop(theta)
+            out["backprop"] = lambda: backprop(theta)
         return out
 
     def _time(
         self, benchmark, cell: Cell, call, expected: float, extra: dict, outcome: dict
     ) -> dict:
-        """Time ``call`` with pytest-benchmark in pedantic rounds, each preceded (untimed)
-        by one call of every denominator, and one more after the last round; under the
-        hard limit. ``outcome`` is the status (and reason) of a cell timed to the end."""
+        """Time ``call`` in its first pass, with the rounds its fastest probe sets (split
+        over the passes); ``outcome`` is the status (and reason) of a cell timed to the end."""
         s = self.settings
         probe, calls = Pairs(self.denominators(cell)), [expected] if expected > 0 else []
         while len(calls) <= PROBES and not (calls and min(calls) >= PROBE_BELOW_S):
@@ -415,36 +441,62 @@ class Sweep:
             call()
             calls.append(time.perf_counter() - t0)
         per_round = min(calls) + sum(min(t, default=0.0) for t in probe.times.values())
-        rounds = rounds_for(min(calls), per_round, s)
-        pairs = Pairs(self.denominators(cell))
+        rounds = -(-rounds_for(min(calls), per_round, s) // s.passes)  # each pass's share
+        pending = Pending(call, rounds, Pairs(self.denominators(cell)), extra, outcome)
+        if s.passes > 1:
+            self.pending[cell] = pending
+        return self._time_pass(benchmark, cell, pending, 0)
+
+    def _time_pass(self, benchmark, cell: Cell, pending: Pending, timing_pass: int) -> dict:
+        """One pass of a cell: its rounds, each preceded (untimed) by one call of every
+        denominator and one more after the last, under the hard limit; then the row, which
+        pools every pass so far. A failure ends the cell's passes and is its status."""
+        s = self.settings
+        if timing_pass == s.passes - 1 or timing_pass == 0 and s.passes == 1:
+            self.pending.pop(cell, None)
+        pairs, t0 = pending.pairs, time.perf_counter()
         try:
-            with deadline(s.hard_limit_s * rounds + s.max_time_s * 10):
+            with deadline(s.hard_limit_s * pending.rounds + s.max_time_s * 10):
                 benchmark.pedantic(
-                    call, setup=pairs.tick, rounds=rounds, iterations=1, warmup_rounds=0
+                    pending.call,
+                    setup=pairs.tick,
+                    rounds=pending.rounds,
+                    iterations=1,
+                    warmup_rounds=0,
                 )
                 pairs.tick()
         except CellTimeout as exc:
             benchmark.has_error = True
-            return self.record(cell, status="timeout", reason=str(exc), **extra)
+            self.pending.pop(cell, None)
+            return self.record(cell, status="timeout", reason=str(exc), **pending.fields)
         except Exception as exc:
-            return self.record(cell, status="error", reason=one_line(exc), **extra)
-        stats = benchmark.stats.stats
+            self.pending.pop(cell, None)
+            return self.record(cell, status="error", reason=one_line(exc), **pending.fields)
+        pending.seconds, pending.passes_done = time.perf_counter() - t0, timing_pass + 1
+        pairs.close(benchmark.stats.stats.data)
+        stats = Stats()  # pytest-benchmark's statistics, over every pass's rounds
+        for t in pairs.round_times:
+            stats.update(t)
         times = {
             "time_median_s": stats.median,
             "time_min_s": stats.min,
             "time_iqr_s": stats.iqr,
             "rounds": stats.rounds,
         }
-        paired = pairs.summary(stats.data) | _identity(cell.method, stats.median)
-        row = self.record(cell, **(extra | times | paired | outcome))
-        benchmark.extra_info.update({k: _plain(v) for k, v in row.items()} | pairs.raw())
+        paired = pairs.summary() | _identity(cell.method, times["time_median_s"])
+        row = self.record(cell, **(pending.fields | times | paired | pending.outcome))
+        info = {k: _plain(v) for k, v in row.items()} | pairs.raw()
+        benchmark.extra_info.update(info | {"pass": timing_pass})
         return row
 
     # -- progress ------------------------------------------------------------------------
 
-    def progress(self, cell: Cell, row: dict) -> str:
+    def progress(self, cell: Cell, row: dict, timing_pass: int = 0) -> str:
         """One line: which cell, what happened, how many are left and the time left."""
-        done, total = self.finished, len(self.cells)
+        where = f"[{self.finished}/{len(self.cells)}]"
+        if timing_pass:
+            to_go = sum(p.passes_done <= timing_pass for p in self.pending.values())
+            where = f"[pass {timing_pass + 1}/{self.settings.passes}, {to_go} to go]"
         elapsed = time.perf_counter() - self.started
         left = self._seconds_left()
         if row.get("status") in ("ok", "wrong"):
@@ -458,14 +510,16 @@ class Sweep:
         if row.get("resumed"):
             what = f"on file ({what})"
         return (
-            f"[{done}/{total}] {cell.method:<16} N={cell.N:<4} L={cell.L:<2} {what} "
+            f"{where} {cell.method:<16} N={cell.N:<4} L={cell.L:<2} {what} "
             f"| {_clock(elapsed)} elapsed, ~{_clock(left)} left"
         )
 
     def _seconds_left(self) -> float:
         """Projected cost of the cells still to run: a cell projected over budget costs
-        nothing, a slow one its rounds plus two calls, a fast one max_time_s."""
-        s, total = self.settings, 0.0
+        nothing, a slow one its rounds plus two calls, a fast one max_time_s; and the
+        passes left of the cells timed, at the seconds of their last pass."""
+        s = self.settings
+        total = sum((s.passes - p.passes_done) * p.seconds for p in self.pending.values())
         for cell in self.cells[self.finished :]:
             if self.on_file(cell):
                 continue

@@ -77,7 +77,8 @@ def test_pairs_follow_a_drift_round_by_round():
     pairs = Pairs({"forward": forward, "backprop": backprop}, clock=clock)
     for _ in slowdown:
         pairs.tick()
-    row = pairs.summary([1.5, 1.5, 3.0, 3.0, 6.0, 6.0])
+    pairs.close([1.5, 1.5, 3.0, 3.0, 6.0, 6.0])
+    row = pairs.summary()
     assert row["pairs"] == 6
     assert row["ratio_to_forward"] == pytest.approx(3.0)
     assert row["ratio_to_forward_lo"] == pytest.approx(3.0)
@@ -93,7 +94,8 @@ def test_pairs_interval_from_uneven_rounds():
     pairs = Pairs({"forward": clock.costs([1.0] * 11)}, clock=clock)
     for _ in range(11):
         pairs.tick()
-    row = pairs.summary([10, 1, 9, 2, 8, 3, 7, 4, 6, 5])
+    pairs.close([10, 1, 9, 2, 8, 3, 7, 4, 6, 5])
+    row = pairs.summary()
     assert (row["ratio_to_forward"], row["ratio_to_forward_lo"], row["ratio_to_forward_hi"]) == (
         5.5, 2.0, 9.0,
     )  # fmt: skip
@@ -104,7 +106,8 @@ def test_pairs_with_a_steady_clock_give_the_exact_ratio():
     pairs = Pairs({"forward": clock.costs([2e-5] * 11)}, clock=clock)
     for _ in range(11):
         pairs.tick()
-    row = pairs.summary([6e-5] * 10)
+    pairs.close([6e-5] * 10)
+    row = pairs.summary()
     assert row["ratio_to_forward"] == pytest.approx(3.0)
     assert row["ratio_to_forward_lo"] == pytest.approx(3.0)
     assert row["ratio_to_forward_hi"] == pytest.approx(3.0)
@@ -138,4 +141,35 @@ def test_raw_times_are_kept_to_the_nanosecond():
     pairs = Pairs({"forward": clock.costs([0.1234567891234, 2.0])}, clock=clock)
     pairs.tick()
     pairs.tick()
+    pairs.close([1.0])
     assert pairs.raw() == {"forward_times_s": [0.123456789, 2.0]}
+
+
+def test_passes_pool_their_rounds_and_each_pass_is_bracketed_on_its_own():
+    """Two passes minutes apart, the machine 2× slower in the second: pass 1 has forward
+    calls of 1 s around rounds of 3 s (ratio 3), pass 2 calls of 2 s around rounds of 8 s
+    (ratio 4). Pooled: six ratios [3, 3, 3, 4, 4, 4], median 3.5, and the last pass's
+    calls alone go to its raw record. Bracketing across the passes would pair pass 1's
+    last round with pass 2's first call."""
+    clock = FakeClock()
+    pairs = Pairs({"forward": clock.costs([1.0] * 4 + [2.0] * 4)}, clock=clock)
+    for _ in range(4):
+        pairs.tick()
+    pairs.close([3.0] * 3)
+    assert pairs.summary()["ratio_to_forward"] == 3.0
+    for _ in range(4):
+        pairs.tick()
+    pairs.close([8.0] * 3)
+    row = pairs.summary()
+    assert (row["pairs"], row["ratio_to_forward"], row["forward_time_s"]) == (6, 3.5, 1.5)
+    assert sorted(pairs.ratios["forward"]) == [3.0] * 3 + [4.0] * 3
+    assert pairs.raw() == {"forward_times_s": [2.0] * 4}
+
+
+def test_a_pass_needs_one_bracketing_call_more_than_its_rounds():
+    clock = FakeClock()
+    pairs = Pairs({"forward": clock.costs([1.0] * 3)}, clock=clock)
+    for _ in range(3):
+        pairs.tick()
+    with pytest.raises(ValueError, match=r"^3 rounds need 4 bracketing calls, got 3$"):
+        pairs.close([1.0] * 3)

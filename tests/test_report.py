@@ -350,6 +350,10 @@ def test_the_machine_line_names_the_machine_runs_and_configuration():
         "Machine **fp** (CPU; BLAS threads 1, numpy 2.0); run r1, r2; B = 64, dtype = float32. "
         "Every table and fit below is this machine's."
     )
+    g.loc[g.index[-1], "passes"] = 4
+    assert "dtype = float32; each cell timed in 4 passes over the grid. Every" in (
+        report.machine_line(g)
+    )
 
 
 def test_the_method_table_orders_by_family_and_shows_failures_by_status(pres):

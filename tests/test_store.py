@@ -338,3 +338,13 @@ def test_rows_of_several_runs_are_named_in_one_line(tmp_path):
     pd.DataFrame(rows).to_csv(tmp_path / "gradients.csv", index=False)
     _, lines = open_store(tmp_path)
     assert lines[0].startswith("gradbench: moved 2 rows of gradients.csv (run o1, o2) to ")
+
+
+def test_a_table_from_before_passes_reads_as_one_pass(tmp_path):
+    from gradbench.results import GRADIENT_COLUMNS, read_table
+
+    path = tmp_path / "gradients.csv"
+    pd.DataFrame([dict.fromkeys([c for c in GRADIENT_COLUMNS if c != "passes"], 1)]).assign(
+        status="ok"
+    ).to_csv(path, index=False)
+    assert read_table(path, GRADIENT_COLUMNS)["passes"].tolist() == [1]

@@ -23,6 +23,7 @@ from conftest import gradbench
 from gradbench import environment
 from gradbench.config import Settings
 from gradbench.methods.backprop import Backprop
+from gradbench.methods.checkpoint import CheckpointedBackprop
 from gradbench.registry import Entry
 from gradbench.results import GRADIENT_COLUMNS, STATUSES
 from gradbench.sweep import (
@@ -262,7 +263,7 @@ def test_the_key_holds_every_setting_that_changes_a_measurement():
     settings = Settings(methods=("backprop",))
     assert set(config_of(settings)) == {
         "B", "dtype", "activation", "loss", "bias", "seed", "budget_s", "hard_limit_s",
-        "max_time_s", "cell_time_s", "prepare_budget_s",
+        "max_time_s", "cell_time_s", "prepare_budget_s", "passes",
     }  # fmt: skip
     assert {f.name for f in fields(Settings)} - set(config_of(settings)) == {
         "N",
@@ -960,3 +961,63 @@ def test_the_fingerprint_does_not_depend_on_how_gradbench_is_started(tmp_path):
     later = "import scipy.linalg, numpy.linalg; " + code
     second = subprocess.run([sys.executable, "-c", later], capture_output=True, text=True, env=env)
     assert first.stdout == second.stdout and len(first.stdout.strip()) == 12
+
+
+@in_process
+def test_passes_split_the_rounds_and_the_row_pools_every_pass(tmp_path):
+    """Three passes of the fewest rounds (6): 2 rounds each, the fake benchmark's first two
+    round times (1 and 2 ms) every time, so the pooled median is 1.5 ms over 6 pairs. The
+    row is on file after the first pass, and each later pass rewrites it."""
+    settings = replace(ONE_LAYER, passes=3)
+    sweep = Sweep(settings, entries(Backprop()), tmp_path, memory_budget=2**30)
+    lines = []
+    sweep.echo = lines.append
+    cell = Cell("backprop", 2, 1)
+    for timing_pass in range(3):
+        for c in sweep.cells:
+            bench = FakeBenchmark()
+            row = sweep.measure(bench, c, timing_pass)
+            assert bench.rounds == 2 and bench.extra_info["pass"] == timing_pass
+            brackets = bench.extra_info.get("forward_times_s", [])  # the forward cell has none
+            assert len(brackets) == (0 if c.method == "forward" else 3)  # this pass's alone
+            assert row["rounds"] == row["pairs"] == 2 * (timing_pass + 1)
+            assert sweep.row(c)["pairs"] == row["pairs"]  # written at once
+        assert set(sweep.pending) == (set(sweep.cells) if timing_pass < 2 else set())
+    row = sweep.row(cell)
+    assert (row["time_median_s"], row["time_min_s"], row["passes"]) == (1.5e-3, 1e-3, 3)
+    assert lines[0].startswith("[1/3] forward")
+    assert lines[3].startswith("[pass 2/3, 2 to go] forward ")
+    assert lines[-1].startswith("[pass 3/3, 0 to go] backprop ")
+    assert sweep.finished == 3
+
+
+@in_process
+def test_a_later_pass_times_only_the_cells_the_first_timed_and_a_failure_ends_them(tmp_path):
+    settings = replace(ONE_LAYER, passes=3)
+    sweep = Sweep(settings, entries(Backprop(), Declines()), tmp_path, memory_budget=2**30)
+    lines = []
+    sweep.echo = lines.append
+    for c in sweep.cells:
+        sweep.measure(FakeBenchmark(), c)
+    declined, backprop = Cell("fake-declines", 2, 1), Cell("backprop", 2, 1)
+    assert sweep.row(declined)["status"] == "skipped" and declined not in sweep.pending
+    shown = len(lines)
+    assert sweep.measure(FakeBenchmark(), declined, 1) is None and len(lines) == shown
+    row = sweep.measure(FakeBenchmark(fails=RuntimeError("lost the core")), backprop, 1)
+    assert (row["status"], row["reason"]) == ("error", "RuntimeError: lost the core")
+    assert row["grad_error"] < 1e-12 and backprop not in sweep.pending
+    assert sweep.measure(FakeBenchmark(), backprop, 2) is None
+
+
+@in_process
+def test_a_later_pass_pairs_each_cell_with_its_own_sizes_denominators(tmp_path):
+    """After the first pass the sweep holds the last size's problem; a cell of the first
+    size timed again must still call its own size's forward pass and backprop (a gradient
+    of another size would not even fit its θ)."""
+    settings = replace(FAST, N=(2, 3), L=(1,), passes=2)
+    methods = entries(Backprop(), CheckpointedBackprop())
+    sweep = Sweep(settings, methods, tmp_path, memory_budget=2**30)
+    sweep.echo = lambda line: None
+    rows = [sweep.measure(FakeBenchmark(), c, k) for k in range(2) for c in sweep.cells]
+    assert [r["status"] for r in rows] == ["ok"] * len(rows)
+    assert {r["pairs"] for r in rows[len(sweep.cells) :]} == {6}  # 3 rounds in each pass
