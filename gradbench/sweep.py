@@ -76,6 +76,10 @@ PROBE_BELOW_S = 0.2
 PROBES = 3
 MIN_ROUNDS = 6  # the fewest pairs that give a 95 % interval for the median ratio
 MAX_ROUNDS = 500  # enough pairs for a tight interval; keeps the raw JSON small
+# A cell whose gradient is declared to need more than this is timed in one pass, not held
+# between passes: XLA keeps a compiled function's buffers from call to call, and holding
+# jax-forward's (P·B·N tangents) took a run of the dense forward modes from 0.7 to 7 GB.
+HOLD_BYTES = 64 * 2**20
 # A resumed run keeps a row of these statuses; ``error`` is tried again, ``crashed`` only
 # when asked (a cell that killed its process would kill it again).
 FINAL = ("ok", "wrong", "skipped", "timeout")
@@ -393,6 +397,7 @@ class Sweep:
             **_stats_columns(grad_fn),
         }
         outcome = {"status": verdict.status, "reason": verdict.reason}  # ok or wrong
+
         return self._time(benchmark, cell, lambda: grad_fn(theta), first, extra, outcome)
 
     def _memory(self, cell: Cell) -> dict:
@@ -432,7 +437,8 @@ class Sweep:
         self, benchmark, cell: Cell, call, expected: float, extra: dict, outcome: dict
     ) -> dict:
         """Time ``call`` in its first pass, with the rounds its fastest probe sets (split
-        over the passes); ``outcome`` is the status (and reason) of a cell timed to the end."""
+        over the passes, unless it is too large to hold until the next); ``outcome`` is the
+        status (and reason) of a cell timed to the end."""
         s = self.settings
         probe, calls = Pairs(self.denominators(cell)), [expected] if expected > 0 else []
         while len(calls) <= PROBES and not (calls and min(calls) >= PROBE_BELOW_S):
@@ -441,9 +447,13 @@ class Sweep:
             call()
             calls.append(time.perf_counter() - t0)
         per_round = min(calls) + sum(min(t, default=0.0) for t in probe.times.values())
-        rounds = -(-rounds_for(min(calls), per_round, s) // s.passes)  # each pass's share
+        rounds, passes = rounds_for(min(calls), per_round, s), s.passes
+        if passes > 1 and (held := extra.get("memory_model_bytes", 0)) > HOLD_BYTES:
+            note = "; ".join(filter(None, [extra.get("note"), one_pass_note(held)]))
+            extra, passes = extra | {"note": note}, 1
+        rounds = -(-rounds // passes)  # each pass's share
         pending = Pending(call, rounds, Pairs(self.denominators(cell)), extra, outcome)
-        if s.passes > 1:
+        if passes > 1:
             self.pending[cell] = pending
         return self._time_pass(benchmark, cell, pending, 0)
 
@@ -541,6 +551,14 @@ class Sweep:
     def finish(self) -> None:
         """Every cell has run: the next run into this folder starts afresh."""
         self.store.finish()
+
+
+def one_pass_note(declared: float) -> str:
+    """Why a cell of a run in passes was timed in one: what it would hold between them."""
+    return (
+        f"timed in one pass: it declares {declared / 2**20:.3g} MiB, over the "
+        f"{HOLD_BYTES / 2**20:.3g} MiB a cell may hold between passes"
+    )
 
 
 def _identity(method: str, median: float) -> dict:
