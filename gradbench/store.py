@@ -199,16 +199,18 @@ class Store:
         """This run's rows of one cell (at this config and fingerprint); [] if none."""
         return self._rows.get(self._key_of(cell | self.config, self.fingerprint), [])
 
-    def put(self, rows: Iterable[dict]) -> list[dict]:
+    def put(self, rows: Iterable[dict], write: bool = True) -> list[dict]:
         """Stamp ``rows`` with config, fingerprint and run id; replace the rows on file of
-        the same keys; rewrite the table atomically. Returns the stamped rows."""
+        the same keys; rewrite the table atomically (or, not ``write``, with the next put
+        that does). Returns the stamped rows."""
         stamp = {**self.config, "fingerprint": self.fingerprint, "run_id": self.run_id}
         stamped = [{**row, **stamp} for row in rows]
         fresh: dict[tuple, list[dict]] = {}
         for row in stamped:
             fresh.setdefault(self._key_of(row), []).append(row)
         self._rows.update(fresh)
-        self._write()
+        if write:
+            self._write()
         return stamped
 
     def rows(self) -> list[dict]:

@@ -147,17 +147,33 @@ class Cell:
 
 @dataclass
 class Pending:
-    """A cell with passes still to time: its call, the rounds of each pass, the pairs so
-    far, the row's other fields (validation, memory) and status, one pass's seconds and
-    the passes done."""
+    """A cell being timed pass by pass: its call, its rounds in all and the passes they
+    are spread over, the pairs so far, the row's other fields (validation, memory) and
+    status, one pass's seconds and the passes done."""
 
     call: Callable[[], object]
     rounds: int
+    passes: int
     pairs: Pairs
     fields: dict
     outcome: dict
     seconds: float = 0.0
     passes_done: int = 0
+
+    def share(self, timing_pass: int) -> int:
+        """Rounds of one pass: the rounds dealt out one by one over the passes (a pass past
+        the rounds gets none)."""
+        if timing_pass >= self.passes:
+            return 0
+        return self.rounds // self.passes + (timing_pass < self.rounds % self.passes)
+
+    def last(self, timing_pass: int) -> bool:
+        """Whether no pass after this one has rounds."""
+        return self.share(timing_pass + 1) == 0
+
+    def seconds_left(self) -> float:
+        """The passes with rounds still to come, at the seconds of the last one."""
+        return (min(self.passes, self.rounds) - self.passes_done) * self.seconds
 
 
 class Sweep:
@@ -238,8 +254,9 @@ class Sweep:
         keep = row is not None and kept_on_resume(row["status"], retry_crashed=self.retry_crashed)
         return row if keep and not memory.skipped(row) else None
 
-    def record(self, cell: Cell, **fields) -> dict:
-        """Add (or replace) this cell's row; the store rewrites the CSV atomically."""
+    def record(self, cell: Cell, write: bool = True, **fields) -> dict:
+        """Add (or replace) this cell's row; the store rewrites the CSV atomically (unless
+        not ``write``: then with the next row written)."""
         net = self.settings.network(cell.N, cell.L)
         cost = self._cost(cell)
         kind = "reference" if cell.method in REFERENCES else self._kind(cell.method)
@@ -260,7 +277,7 @@ class Sweep:
             "gradbench": __version__,
             **fields,
         }
-        (row,) = self.store.put([row])
+        (row,) = self.store.put([row], write=write)
         return row
 
     def _kind(self, name: str) -> str:
@@ -318,11 +335,12 @@ class Sweep:
         """Run (or skip, or resume) one cell in its first pass, or time it again in a later
         one; record it and report progress. ``benchmark`` is pytest-benchmark's fixture.
         None for a later pass of a cell that is not being timed."""
-        if timing_pass and cell not in self.pending:
+        pending = self.pending.get(cell)
+        if timing_pass and (pending is None or pending.share(timing_pass) == 0):
             return None
         with self.thread_limit():
             if timing_pass:
-                row = self._time_pass(benchmark, cell, self.pending[cell], timing_pass)
+                row = self._time_pass(benchmark, cell, pending, timing_pass)
             else:
                 row = self._measure(benchmark, cell)
                 self.finished += 1
@@ -451,28 +469,25 @@ class Sweep:
         if passes > 1 and (held := extra.get("memory_model_bytes", 0)) > HOLD_BYTES:
             note = "; ".join(filter(None, [extra.get("note"), one_pass_note(held)]))
             extra, passes = extra | {"note": note}, 1
-        rounds = -(-rounds // passes)  # each pass's share
-        pending = Pending(call, rounds, Pairs(self.denominators(cell)), extra, outcome)
-        if passes > 1:
-            self.pending[cell] = pending
+        pairs = Pairs(self.denominators(cell))
+        pending = Pending(call, rounds, passes, pairs, extra, outcome)
+        self.pending[cell] = pending
         return self._time_pass(benchmark, cell, pending, 0)
 
     def _time_pass(self, benchmark, cell: Cell, pending: Pending, timing_pass: int) -> dict:
-        """One pass of a cell: its rounds, each preceded (untimed) by one call of every
-        denominator and one more after the last, under the hard limit; then the row, which
-        pools every pass so far. A failure ends the cell's passes and is its status."""
-        s = self.settings
-        if timing_pass == s.passes - 1 or timing_pass == 0 and s.passes == 1:
+        """One pass of a cell: its share of the rounds, each preceded (untimed) by one call of
+        every denominator and one more after the last, under the hard limit; then the row,
+        which pools every pass so far. The first pass and the last write the row to disk,
+        those between only update it (a rewrite of the table costs ~30 ms). A failure ends
+        the cell's passes and is its status."""
+        s, rounds, last = self.settings, pending.share(timing_pass), pending.last(timing_pass)
+        if last:
             self.pending.pop(cell, None)
         pairs, t0 = pending.pairs, time.perf_counter()
         try:
-            with deadline(s.hard_limit_s * pending.rounds + s.max_time_s * 10):
+            with deadline(s.hard_limit_s * rounds + s.max_time_s * 10):
                 benchmark.pedantic(
-                    pending.call,
-                    setup=pairs.tick,
-                    rounds=pending.rounds,
-                    iterations=1,
-                    warmup_rounds=0,
+                    pending.call, setup=pairs.tick, rounds=rounds, iterations=1, warmup_rounds=0
                 )
                 pairs.tick()
         except CellTimeout as exc:
@@ -494,7 +509,8 @@ class Sweep:
             "rounds": stats.rounds,
         }
         paired = pairs.summary() | _identity(cell.method, times["time_median_s"])
-        row = self.record(cell, **(pending.fields | times | paired | pending.outcome))
+        fields = pending.fields | times | paired | pending.outcome
+        row = self.record(cell, write=timing_pass == 0 or last, **fields)
         info = {k: _plain(v) for k, v in row.items()} | pairs.raw()
         benchmark.extra_info.update(info | {"pass": timing_pass})
         return row
@@ -529,7 +545,7 @@ class Sweep:
         nothing, a slow one its rounds plus two calls, a fast one max_time_s; and the
         passes left of the cells timed, at the seconds of their last pass."""
         s = self.settings
-        total = sum((s.passes - p.passes_done) * p.seconds for p in self.pending.values())
+        total = sum(p.seconds_left() for p in self.pending.values())
         for cell in self.cells[self.finished :]:
             if self.on_file(cell):
                 continue

@@ -139,6 +139,17 @@ def test_put_stamps_and_replaces_rows_of_the_same_key(tmp_path):
     assert list(on_disk.columns) == COLUMNS and on_disk.status.tolist() == ["ok"]
 
 
+def test_a_put_without_write_is_written_with_the_next_put_that_writes(tmp_path):
+    store, _ = open_store(tmp_path)
+    store.put([{"method": "a", "N": 2, "status": "ok", "time": 1.0}])
+    store.put([{"method": "a", "N": 2, "status": "ok", "time": 2.0}], write=False)
+    store.put([{"method": "b", "N": 2, "status": "ok", "time": 3.0}], write=False)
+    assert [r["time"] for r in store.rows()] == [2.0, 3.0]
+    assert pd.read_csv(tmp_path / "gradients.csv").time.tolist() == [1.0]
+    store.put([{"method": "c", "N": 2, "status": "ok", "time": 4.0}])
+    assert pd.read_csv(tmp_path / "gradients.csv").time.tolist() == [2.0, 3.0, 4.0]
+
+
 def test_a_key_can_hold_several_rows(tmp_path):
     """A training trajectory: several rows under one key, replaced together."""
     store, _ = open_store(tmp_path)

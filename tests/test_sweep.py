@@ -29,6 +29,7 @@ from gradbench.results import GRADIENT_COLUMNS, STATUSES
 from gradbench.sweep import (
     Cell,
     CellTimeout,
+    Pending,
     Sweep,
     _clock,
     _peak_memory,
@@ -981,7 +982,9 @@ def test_passes_split_the_rounds_and_the_row_pools_every_pass(tmp_path):
             brackets = bench.extra_info.get("forward_times_s", [])  # the forward cell has none
             assert len(brackets) == (0 if c.method == "forward" else 3)  # this pass's alone
             assert row["rounds"] == row["pairs"] == 2 * (timing_pass + 1)
-            assert sweep.row(c)["pairs"] == row["pairs"]  # written at once
+            assert sweep.row(c)["pairs"] == row["pairs"]
+            on_disk = pd.read_csv(sweep.csv).set_index("method").loc[c.method, "pairs"]
+            assert on_disk == {0: 2, 1: 2, 2: 6}[timing_pass]  # written in the first and last
         assert set(sweep.pending) == (set(sweep.cells) if timing_pass < 2 else set())
     row = sweep.row(cell)
     assert (row["time_median_s"], row["time_min_s"], row["passes"]) == (1.5e-3, 1e-3, 3)
@@ -989,6 +992,23 @@ def test_passes_split_the_rounds_and_the_row_pools_every_pass(tmp_path):
     assert lines[3].startswith("[pass 2/3, 2 to go] forward ")
     assert lines[-1].startswith("[pass 3/3, 0 to go] backprop ")
     assert sweep.finished == 3
+
+
+@pytest.mark.parametrize(
+    ("rounds", "passes", "shares"),
+    [
+        (6, 8, [1, 1, 1, 1, 1, 1, 0, 0]),  # fewer rounds than passes: one each while they last
+        (10, 4, [3, 3, 2, 2]),  # dealt out one by one: the first passes get the rest
+        (8, 8, [1] * 8),
+        (500, 1, [500]),
+    ],
+)
+def test_a_cells_rounds_are_dealt_out_over_the_passes(rounds, passes, shares):
+    pending = Pending(lambda: None, rounds, passes, None, {}, {})
+    assert [pending.share(k) for k in range(len(shares))] == shares
+    assert pending.share(len(shares)) == 0
+    timed = [k for k, n in enumerate(shares) if n]
+    assert [k for k in timed if pending.last(k)] == [timed[-1]]  # the pass that ends the cell
 
 
 @in_process
