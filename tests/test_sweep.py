@@ -91,13 +91,22 @@ def test_raw_json_is_pytest_benchmarks_own_with_per_round_data(tiny):
     data = json.loads(gzip.decompress(raw.read_bytes()))
     names = {b["extra_info"]["method"] for b in data["benchmarks"]}
     assert names == {"forward", "matmul-floor", "backprop", "fd-central", "forward-mode"}
+    passes = {}  # cell → [(pass, its rounds, the row's pairs after it)]: one entry per pass
     for b in data["benchmarks"]:
-        rounds = b["stats"]["rounds"]
-        assert len(b["stats"]["data"]) == rounds == b["extra_info"]["pairs"]
-        # every denominator timed before each round and once after the last
-        timed = [k for k in b["extra_info"] if k.endswith("_times_s")]
-        assert all(len(b["extra_info"][k]) == rounds + 1 for k in timed)
-        assert len(timed) == {"forward": 0, "matmul-floor": 1}.get(b["extra_info"]["method"], 2)
+        info, rounds = b["extra_info"], b["stats"]["rounds"]
+        assert len(b["stats"]["data"]) == rounds >= 1
+        # every denominator timed before each of the pass's rounds and once after the last
+        timed = [k for k in info if k.endswith("_times_s")]
+        assert all(len(info[k]) == rounds + 1 for k in timed)
+        assert len(timed) == {"forward": 0, "matmul-floor": 1}.get(info["method"], 2)
+        cell = (info["method"], info["N"], info["L"])
+        passes.setdefault(cell, []).append((info["pass"], rounds, info["pairs"]))
+    rows = table.set_index(["method", "N", "L"])
+    for cell, entries in passes.items():
+        assert [k for k, _, _ in entries] == list(range(len(entries)))  # pass by pass
+        # the row pools every pass: its pairs are all the rounds of the cell's passes
+        assert sum(r for _, r, _ in entries) == entries[-1][2] == rows.loc[cell, "pairs"]
+    assert max(len(entries) for entries in passes.values()) == 8  # the default profile's
     env = json.loads((out / "environment.json").read_text())
     assert env["blas_threads"] == 1 and env["numpy"] and env["machine"]
 
