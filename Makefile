@@ -25,8 +25,12 @@ bench: $(STAMP)
 bench-quick:
 	$(MAKE) bench PROFILE=quick
 
+# One pytest-xdist worker per core: every test works in its own tmp_path, so they run
+# side by side. --dist loadfile keeps each module on one worker, so a module fixture (a
+# sweep, a whole REPORT.md) is built once, not once per worker. Mutation runs stay serial
+# ([tool.mutmut] passes no -n).
 test: $(STAMP) lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto --dist loadfile
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

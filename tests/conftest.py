@@ -4,6 +4,7 @@ itself."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -65,6 +66,16 @@ def pres():
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
+
+
+def pytest_configure(config):
+    """In a pytest-xdist worker (``make test`` runs several), forget the variables that mark
+    it as one: the gradbench processes the tests start inherit the environment, and
+    pytest-benchmark, seeing PYTEST_XDIST_WORKER there, would turn its timing off in every
+    sweep they run."""
+    if hasattr(config, "workerinput"):
+        for name in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
+            os.environ.pop(name, None)
 
 
 def pytest_collection_modifyitems(items):
