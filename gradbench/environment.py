@@ -102,15 +102,22 @@ def git_commit(where: Path | None = None) -> str:
         return "unknown"
 
 
+KEPT_BLOCK_BYTES = 64 * 2**20  # the largest freed block malloc keeps (see keep_freed_memory)
+
+
 @functools.cache  # one mallopt per process; later calls only report the outcome
 def keep_freed_memory() -> bool:
-    """Ask glibc's malloc to keep freed blocks instead of returning them to the kernel.
+    """Ask glibc's malloc to keep freed blocks of up to 64 MiB instead of returning them to
+    the kernel.
 
     By default glibc maps every block over 128 KiB fresh from the kernel and unmaps it
     on free, so a loop that allocates the same large temporaries again and again pays a
     page fault per 4 KiB each time: measured here, batched finite differences at N = 64
-    ran 3× slower for it. This is process-wide and helps every method alike; it is
-    recorded with the results. Returns whether it was applied (glibc only).
+    ran 3× slower for it. Blocks over 64 MiB still come from the kernel and go back: kept,
+    the multi-gigabyte temporaries of the dense forward modes, called again pass after
+    pass between other cells, grew a run at N ≤ 64, L ≤ 8 to a 6.4–7.0 GB peak (1.7 GB
+    with the cap). This is process-wide and the same for every method; it is recorded
+    with the results. Returns whether it was applied (glibc only).
     """
     name = ctypes.util.find_library("c")
     if not name or platform.system() != "Linux":
@@ -118,7 +125,8 @@ def keep_freed_memory() -> bool:
     try:
         libc = ctypes.CDLL(name)
         M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
-        ok = libc.mallopt(M_MMAP_THRESHOLD, 2**30) and libc.mallopt(M_TRIM_THRESHOLD, 2**31 - 1)
+        ok = libc.mallopt(M_MMAP_THRESHOLD, KEPT_BLOCK_BYTES)
+        ok = ok and libc.mallopt(M_TRIM_THRESHOLD, 2**31 - 1)
     except (OSError, AttributeError):
         return False
     return bool(ok)

@@ -76,10 +76,6 @@ PROBE_BELOW_S = 0.2
 PROBES = 3
 MIN_ROUNDS = 6  # the fewest pairs that give a 95 % interval for the median ratio
 MAX_ROUNDS = 500  # enough pairs for a tight interval; keeps the raw JSON small
-# A cell whose gradient is declared to need more than this is timed in one pass, not held
-# between passes: holding every prepared jax-forward and torch-forward (P·B·N tangents) of
-# a run at N ≤ 64, L ≤ 8 took its peak resident memory from 0.66 GB to 7.0 GB.
-HOLD_BYTES = 64 * 2**20
 # A resumed run keeps a row of these statuses; ``error`` is tried again, ``crashed`` only
 # when asked (a cell that killed its process would kill it again).
 FINAL = ("ok", "wrong", "skipped", "timeout")
@@ -454,9 +450,8 @@ class Sweep:
     def _time(
         self, benchmark, cell: Cell, call, expected: float, extra: dict, outcome: dict
     ) -> dict:
-        """Time ``call`` in its first pass, with the rounds its fastest probe sets (split
-        over the passes, unless it is too large to hold until the next); ``outcome`` is the
-        status (and reason) of a cell timed to the end."""
+        """Time ``call`` in its first pass, with the rounds its fastest probe sets (dealt out
+        over the passes); ``outcome`` is the status (and reason) of a cell timed to the end."""
         s = self.settings
         probe, calls = Pairs(self.denominators(cell)), [expected] if expected > 0 else []
         while len(calls) <= PROBES and not (calls and min(calls) >= PROBE_BELOW_S):
@@ -465,12 +460,8 @@ class Sweep:
             call()
             calls.append(time.perf_counter() - t0)
         per_round = min(calls) + sum(min(t, default=0.0) for t in probe.times.values())
-        rounds, passes = rounds_for(min(calls), per_round, s), s.passes
-        if passes > 1 and (held := extra.get("memory_model_bytes", 0)) > HOLD_BYTES:
-            note = "; ".join(filter(None, [extra.get("note"), one_pass_note(held)]))
-            extra, passes = extra | {"note": note}, 1
-        pairs = Pairs(self.denominators(cell))
-        pending = Pending(call, rounds, passes, pairs, extra, outcome)
+        rounds = rounds_for(min(calls), per_round, s)
+        pending = Pending(call, rounds, s.passes, Pairs(self.denominators(cell)), extra, outcome)
         self.pending[cell] = pending
         return self._time_pass(benchmark, cell, pending, 0)
 
@@ -567,14 +558,6 @@ class Sweep:
     def finish(self) -> None:
         """Every cell has run: the next run into this folder starts afresh."""
         self.store.finish()
-
-
-def one_pass_note(declared: float) -> str:
-    """Why a cell of a run in passes was timed in one: what it would hold between them."""
-    return (
-        f"timed in one pass: it declares {declared / 2**20:.3g} MiB, over the "
-        f"{HOLD_BYTES / 2**20:.3g} MiB a cell may hold between passes"
-    )
 
 
 def _identity(method: str, median: float) -> dict:

@@ -1050,27 +1050,3 @@ def test_a_later_pass_pairs_each_cell_with_its_own_sizes_denominators(tmp_path):
     rows = [sweep.measure(FakeBenchmark(), c, k) for k in range(2) for c in sweep.cells]
     assert [r["status"] for r in rows] == ["ok"] * len(rows)
     assert {r["pairs"] for r in rows[len(sweep.cells) :]} == {6}  # 3 rounds in each pass
-
-
-@in_process
-def test_a_cell_too_large_to_hold_between_passes_is_timed_in_one(tmp_path, monkeypatch):
-    """At N=2, L=1 backprop declares 4144 bytes, the forward pass 2048 and the matmul
-    floor 3136: over a HOLD_BYTES of 4096, backprop's cell gets every round (6) in the
-    first pass, says why in its note, and is not timed again; the references, under it,
-    go on to their later passes."""
-    monkeypatch.setattr("gradbench.sweep.HOLD_BYTES", 4096)
-    sweep = Sweep(replace(ONE_LAYER, passes=3), entries(Backprop()), tmp_path,
-                  memory_budget=2**30)  # fmt: skip
-    sweep.echo = lambda line: None
-    declared = sweep.settings.network(2, 1)  # backprop's model: (L + 3)·B·N + P numbers
-    expected = 8 * ((1 + 3) * 64 * 2 + declared.P)
-    rows = {c.method: sweep.measure(FakeBenchmark(), c) for c in sweep.cells}
-    assert rows["backprop"]["memory_model_bytes"] == expected == 4144
-    assert rows["backprop"]["pairs"] == 6 and Cell("backprop", 2, 1) not in sweep.pending
-    assert rows["backprop"]["note"] == (
-        "timed in one pass: it declares 0.00395 MiB, over the 0.00391 MiB a cell may hold "
-        "between passes"
-    )
-    assert rows["forward"]["pairs"] == rows["matmul-floor"]["pairs"] == 2
-    assert {Cell("forward", 2, 1), Cell("matmul-floor", 2, 1)} == set(sweep.pending)
-    assert sweep.measure(FakeBenchmark(), Cell("backprop", 2, 1), 1) is None
