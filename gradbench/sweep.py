@@ -411,7 +411,6 @@ class Sweep:
             **_stats_columns(grad_fn),
         }
         outcome = {"status": verdict.status, "reason": verdict.reason}  # ok or wrong
-
         return self._time(benchmark, cell, lambda: grad_fn(theta), first, extra, outcome)
 
     def _memory(self, cell: Cell) -> dict:

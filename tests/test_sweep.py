@@ -1023,11 +1023,7 @@ def test_a_cells_rounds_are_dealt_out_over_the_passes(rounds, passes, shares):
 @in_process
 def test_a_later_pass_times_only_the_cells_the_first_timed_and_a_failure_ends_them(tmp_path):
     settings = replace(ONE_LAYER, passes=3)
-    sweep = Sweep(settings, entries(Backprop(), Declines()), tmp_path, memory_budget=2**30)
-    lines = []
-    sweep.echo = lines.append
-    for c in sweep.cells:
-        sweep.measure(FakeBenchmark(), c)
+    sweep, _, lines = swept(tmp_path, Backprop(), Declines(), settings=settings)
     declined, backprop = Cell("fake-declines", 2, 1), Cell("backprop", 2, 1)
     assert sweep.row(declined)["status"] == "skipped" and declined not in sweep.pending
     shown = len(lines)
@@ -1044,9 +1040,8 @@ def test_a_later_pass_pairs_each_cell_with_its_own_sizes_denominators(tmp_path):
     size timed again must still call its own size's forward pass and backprop (a gradient
     of another size would not even fit its θ)."""
     settings = replace(FAST, N=(2, 3), L=(1,), passes=2)
-    methods = entries(Backprop(), CheckpointedBackprop())
-    sweep = Sweep(settings, methods, tmp_path, memory_budget=2**30)
-    sweep.echo = lambda line: None
-    rows = [sweep.measure(FakeBenchmark(), c, k) for k in range(2) for c in sweep.cells]
+    sweep, first, _ = swept(tmp_path, Backprop(), CheckpointedBackprop(), settings=settings)
+    later = [sweep.measure(FakeBenchmark(), c, 1) for c in sweep.cells]
+    rows = [row for row, _ in first.values()] + later
     assert [r["status"] for r in rows] == ["ok"] * len(rows)
-    assert {r["pairs"] for r in rows[len(sweep.cells) :]} == {6}  # 3 rounds in each pass
+    assert {r["pairs"] for r in later} == {6}  # 3 rounds in each pass
