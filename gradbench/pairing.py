@@ -15,6 +15,14 @@ estimate of the undisturbed call, and one disturbed call (measured: 30 ms where 
 usual) spoils no ratio instead of two. The cell's ratio is the median of the rᵢ, with a
 distribution-free 95 % interval for that median (:func:`median_interval`).
 
+Where a round is much longer than a denominator's call (a per-weight method's 1 s against a
+0.3 ms forward pass), one call is a poor bracket: the first call after a long round runs in
+the caches and predictors that round left behind, and was measured 2–6× slower than the
+next (257–834 µs for one forward pass in one cell). Such a bracket is a *burst* of calls back
+to back, up to ``BURST_SHARE`` of a round and at most ``MAX_BURST`` calls
+(:func:`burst_size`), and dᵢ is the burst's median: the warm call, as the round's own
+repeated work is warm. A denominator as long as the round keeps a burst of one.
+
 A cell may be timed in several *passes*, minutes apart (the sweep's ``passes``): each pass
 is bracketed on its own, and the cell's ratio pools the rᵢ of every pass. On a shared
 machine the speed of a small forward pass relative to a large batched one shifts for
@@ -32,6 +40,8 @@ import numpy as np
 from scipy.stats import binom
 
 CONFIDENCE = 0.95
+BURST_SHARE = 0.1  # a bracket's burst lasts at most this share of the method's round
+MAX_BURST = 25  # calls in one burst at most (an odd count: its median is one call)
 
 
 def order_statistic_rank(n: int, confidence: float = CONFIDENCE) -> int | None:
@@ -62,6 +72,14 @@ def median_interval(
     return median, float(x[j - 1]), float(x[x.size - j])
 
 
+def burst_size(round_s: float, call_s: float) -> int:
+    """Calls in one bracket: as many as fit in ``BURST_SHARE`` of a round of ``round_s``
+    seconds at ``call_s`` each, between 1 and ``MAX_BURST``."""
+    if not call_s > 0:
+        return 1
+    return int(min(MAX_BURST, max(1, BURST_SHARE * round_s // call_s)))
+
+
 def round_ratios(times: Sequence[float], denominators: Sequence[float]) -> np.ndarray:
     """rᵢ = tᵢ / min(dᵢ, dᵢ₊₁): ``denominators`` has one more entry than ``times``
     (a call before every round and one after the last)."""
@@ -72,19 +90,22 @@ def round_ratios(times: Sequence[float], denominators: Sequence[float]) -> np.nd
 
 
 class Pairs:
-    """Times each denominator once per call of :meth:`tick`: ``tick`` is the untimed
-    ``setup`` before every round of pytest-benchmark's ``pedantic``, and once more after
-    the last round; :meth:`close` then ends the pass with the method's round times. Passes
-    pool: :meth:`summary` covers every closed pass. ``clock`` is ``time.perf_counter`` (a
-    fake one in tests)."""
+    """Times each denominator's bracket (one call, or the median of a burst of
+    ``bursts[name]`` calls) per call of :meth:`tick`: ``tick`` is the untimed ``setup``
+    before every round of pytest-benchmark's ``pedantic``, and once more after the last
+    round; :meth:`close` then ends the pass with the method's round times. Passes pool:
+    :meth:`summary` covers every closed pass. ``clock`` is ``time.perf_counter`` (a fake
+    one in tests)."""
 
     def __init__(
         self,
         denominators: dict[str, Callable[[], object]],
         clock: Callable[[], float] = time.perf_counter,
+        bursts: dict[str, int] | None = None,
     ) -> None:
         self.denominators = denominators
         self.clock = clock
+        self.bursts = {name: (bursts or {}).get(name, 1) for name in denominators}
         self.times = self._empty()  # this pass's calls
         self.last_pass = self._empty()  # the calls of the pass closed last
         self.calls = self._empty()  # every closed pass's calls
@@ -96,9 +117,12 @@ class Pairs:
 
     def tick(self) -> None:
         for name, call in self.denominators.items():
-            t0 = self.clock()
-            call()
-            self.times[name].append(self.clock() - t0)
+            burst = []
+            for _ in range(self.bursts[name]):
+                t0 = self.clock()
+                call()
+                burst.append(self.clock() - t0)
+            self.times[name].append(float(np.median(burst)))
 
     def close(self, round_times: Sequence[float]) -> None:
         """End a pass: pair its rounds (one fewer than its ticks) with their brackets."""
@@ -122,8 +146,12 @@ class Pairs:
             }
         return row
 
-    def raw(self) -> dict[str, list[float]]:
-        """The per-call denominator times of the pass closed last, for pytest-benchmark's
-        ``extra_info`` beside that pass's rounds (to the nanosecond: perf_counter's
-        resolution, and a smaller raw file)."""
-        return {f"{n}_times_s": [round(t, 9) for t in ts] for n, ts in self.last_pass.items()}
+    def raw(self) -> dict[str, list[float] | int]:
+        """The bracket times of the pass closed last and each burst's size, for
+        pytest-benchmark's ``extra_info`` beside that pass's rounds (to the nanosecond:
+        perf_counter's resolution, and a smaller raw file)."""
+        out: dict[str, list[float] | int] = {}
+        for name, times in self.last_pass.items():
+            out[f"{name}_times_s"] = [round(t, 9) for t in times]
+            out[f"{name}_burst"] = self.bursts[name]
+        return out

@@ -49,7 +49,7 @@ from gradbench.config import Settings
 from gradbench.errors import one_line
 from gradbench.methods.backprop import matmul_floor
 from gradbench.methods.base import ask
-from gradbench.pairing import Pairs
+from gradbench.pairing import Pairs, burst_size
 from gradbench.problem import Problem, read_only
 from gradbench.projection import Budgets, project_prepare, project_time, skip_reason
 from gradbench.registry import Entry
@@ -458,18 +458,23 @@ class Sweep:
             t0 = time.perf_counter()
             call()
             calls.append(time.perf_counter() - t0)
-        per_round = min(calls) + sum(min(t, default=0.0) for t in probe.times.values())
+        if not any(probe.times.values()):  # a slow call is not probed: time its brackets once
+            probe.tick()
+        fastest = {name: min(times) for name, times in probe.times.items()}
+        bursts = {name: burst_size(min(calls), t) for name, t in fastest.items()}
+        per_round = min(calls) + sum(bursts[name] * t for name, t in fastest.items())
         rounds = rounds_for(min(calls), per_round, s)
-        pending = Pending(call, rounds, s.passes, Pairs(self.denominators(cell)), extra, outcome)
+        pairs = Pairs(self.denominators(cell), bursts=bursts)
+        pending = Pending(call, rounds, s.passes, pairs, extra, outcome)
         self.pending[cell] = pending
         return self._time_pass(benchmark, cell, pending, 0)
 
     def _time_pass(self, benchmark, cell: Cell, pending: Pending, timing_pass: int) -> dict:
-        """One pass of a cell: its share of the rounds, each preceded (untimed) by one call of
-        every denominator and one more after the last, under the hard limit; then the row,
-        which pools every pass so far. The first pass and the last write the row to disk,
-        those between only update it (a rewrite of the table costs ~30 ms). A failure ends
-        the cell's passes and is its status."""
+        """One pass of a cell: its share of the rounds, each preceded (untimed) by a bracket of
+        every denominator (one call, or a burst) and one more after the last, under the hard
+        limit; then the row, which pools every pass so far. The first pass and the last write
+        the row to disk, those between only update it (a rewrite of the table costs ~30 ms).
+        A failure ends the cell's passes and is its status."""
         s, rounds, last = self.settings, pending.share(timing_pass), pending.last(timing_pass)
         if last:
             self.pending.pop(cell, None)

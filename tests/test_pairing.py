@@ -4,7 +4,14 @@ import math
 
 import pytest
 
-from gradbench.pairing import Pairs, median_interval, order_statistic_rank, round_ratios
+from gradbench.pairing import (
+    MAX_BURST,
+    Pairs,
+    burst_size,
+    median_interval,
+    order_statistic_rank,
+    round_ratios,
+)
 
 
 class FakeClock:
@@ -142,7 +149,7 @@ def test_raw_times_are_kept_to_the_nanosecond():
     pairs.tick()
     pairs.tick()
     pairs.close([1.0])
-    assert pairs.raw() == {"forward_times_s": [0.123456789, 2.0]}
+    assert pairs.raw() == {"forward_times_s": [0.123456789, 2.0], "forward_burst": 1}
 
 
 def test_passes_pool_their_rounds_and_each_pass_is_bracketed_on_its_own():
@@ -163,7 +170,7 @@ def test_passes_pool_their_rounds_and_each_pass_is_bracketed_on_its_own():
     row = pairs.summary()
     assert (row["pairs"], row["ratio_to_forward"], row["forward_time_s"]) == (6, 3.5, 1.5)
     assert sorted(pairs.ratios["forward"]) == [3.0] * 3 + [4.0] * 3
-    assert pairs.raw() == {"forward_times_s": [2.0] * 4}
+    assert pairs.raw() == {"forward_times_s": [2.0] * 4, "forward_burst": 1}
 
 
 def test_a_pass_needs_one_bracketing_call_more_than_its_rounds():
@@ -173,3 +180,29 @@ def test_a_pass_needs_one_bracketing_call_more_than_its_rounds():
         pairs.tick()
     with pytest.raises(ValueError, match=r"^3 rounds need 4 bracketing calls, got 3$"):
         pairs.close([1.0] * 3)
+
+
+@pytest.mark.parametrize(
+    ("round_s", "call_s", "size"),
+    [
+        (3e-4, 1e-4, 1),  # a round of three calls: one call brackets it
+        (8e-3, 2e-4, 4),  # 10 % of 8 ms is 0.8 ms: four calls of 0.2 ms
+        (1.2, 3e-4, MAX_BURST),  # 400 would fit; the burst stops at MAX_BURST
+        (1.0, 0.0, 1),  # no time known for the call: one
+    ],
+)
+def test_burst_fills_a_tenth_of_a_round(round_s, call_s, size):
+    assert burst_size(round_s, call_s) == size
+
+
+def test_a_burst_brackets_with_its_median_call():
+    """Bursts of three forward calls: the first after each round is cold (5 units), the
+    next two warm (1 and 1.2). Rounds of 30: every ratio is 30 / 1.2 = 25 — one call would
+    have given 6, the cold call's ratio."""
+    clock = FakeClock()
+    pairs = Pairs({"forward": clock.costs([5.0, 1.0, 1.2] * 3)}, clock=clock, bursts={"forward": 3})
+    for _ in range(3):
+        pairs.tick()
+    pairs.close([30.0, 30.0])
+    assert pairs.summary()["ratio_to_forward"] == pytest.approx(25.0)
+    assert pairs.raw() == {"forward_times_s": [1.2] * 3, "forward_burst": 3}

@@ -660,11 +660,18 @@ def test_a_resumed_sweep_keeps_final_rows_and_measures_errors_again(tmp_path):
 def test_backprop_is_called_before_each_round_of_another_method_and_after_the_last(
     tmp_path, monkeypatch
 ):
+    """The method's calls seem to take 0.25 s (6 rounds, not probed); backprop's really take
+    microseconds, so each bracket is a burst of MAX_BURST (here 3) calls, planned from
+    one bracket timed once: 1 + (6 + 1)·3 calls."""
     backprop = CountedBackprop()
     sweep = Sweep(ONE_LAYER, entries(backprop, Counts()), tmp_path, memory_budget=2**30)
-    monkeypatch.setattr("gradbench.sweep.time", SteppingClock(0.25))  # slow: 6 rounds, no probe
-    sweep.measure(FakeBenchmark(), Cell("fake-counts", 2, 1))
-    assert backprop.calls == 6 + 1
+    monkeypatch.setattr("gradbench.sweep.time", SteppingClock(0.25))
+    monkeypatch.setattr("gradbench.pairing.MAX_BURST", 3)
+    bench = FakeBenchmark()
+    sweep.measure(bench, Cell("fake-counts", 2, 1))
+    assert backprop.calls == 1 + (6 + 1) * 3
+    assert (bench.extra_info["backprop_burst"], bench.extra_info["forward_burst"]) == (3, 3)
+    assert len(bench.extra_info["backprop_times_s"]) == 6 + 1
 
 
 @in_process
@@ -733,9 +740,10 @@ def test_a_failure_while_timed_is_the_cells_status(tmp_path, monkeypatch, fails,
         ("forward", 2**-10, {}, [102]),
         # the same for backprop, each round with its forward and floor calls: fewer
         ("backprop", 2**-10, {}, range(6, 102)),
-        # a slow validated call is not probed: its denominators are not timed yet, and its
-        # rounds fill cell_time_s with its own time alone (3 s / 0.25 s)
-        ("backprop", 0.25, {"cell_time_s": 3.0}, [12]),
+        # a slow validated call is not probed: its denominators are timed once (really:
+        # microseconds), and its rounds fill cell_time_s with its own time and their bursts
+        # (3 s / (0.25 s + 2 · 25 calls of microseconds))
+        ("backprop", 0.25, {"cell_time_s": 3.0}, [11, 12]),
     ],
 )
 def test_the_rounds_come_from_the_fastest_probe_with_its_denominators(
