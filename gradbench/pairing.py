@@ -3,25 +3,26 @@
 Two quantities timed minutes apart on a shared machine disagree by up to 2.7× from run to
 run; timed alternately, call by call, they agree within a few percent. So every ratio is
 formed inside one cell: before each timed round of the method, and once after the last,
-each denominator (the forward pass, backprop, the matmul floor) is called once and timed
-with ``perf_counter``. Round i of the method, taking tᵢ, is bracketed by the denominator's
-calls dᵢ (before) and dᵢ₊₁ (after), and its ratio is
+each denominator (the forward pass, backprop, the matmul floor) is timed in a *bracket*.
+Round i of the method, taking tᵢ, lies between the denominator's brackets dᵢ (before) and
+dᵢ₊₁ (after), and its ratio is
 
     rᵢ = tᵢ / min(dᵢ, dᵢ₊₁),
 
-which follows any drift slower than one round. The smaller of the two calls, not their
+which follows any drift slower than one round. The smaller of the two brackets, not their
 mean: interference on a shared machine only ever adds time, so the smaller is the better
 estimate of the undisturbed call, and one disturbed call (measured: 30 ms where 0.1 ms is
 usual) spoils no ratio instead of two. The cell's ratio is the median of the rᵢ, with a
 distribution-free 95 % interval for that median (:func:`median_interval`).
 
-Where a round is much longer than a denominator's call (a per-weight method's 1 s against a
-0.3 ms forward pass), one call is a poor bracket: the first call after a long round runs in
-the caches and predictors that round left behind, and was measured 2–6× slower than the
-next (257–834 µs for one forward pass in one cell). Such a bracket is a *burst* of calls back
-to back, up to ``BURST_SHARE`` of a round and at most ``MAX_BURST`` calls
-(:func:`burst_size`), and dᵢ is the burst's median: the warm call, as the round's own
-repeated work is warm. A denominator as long as the round keeps a burst of one.
+A bracket times a *warm* call, the unit a ratio counts in. Its first call, right after a
+round, runs in the caches (and beside the threads) that round left behind and is not timed:
+after a JAX or PyTorch gradient, a forward pass was measured 2–4× slower than the next
+(320 against 97 µs at N=16, L=2). The calls after it form a *burst*: one where the
+denominator is about as long as the round, more where it is much shorter, up to
+``BURST_SHARE`` of a round and at most ``MAX_BURST`` (:func:`burst_size`); dᵢ is the
+burst's median. Single calls beside a 1 s per-weight gradient ranged over 257–834 µs for
+one forward pass.
 
 A cell may be timed in several *passes*, minutes apart (the sweep's ``passes``): each pass
 is bracketed on its own, and the cell's ratio pools the rᵢ of every pass. On a shared
@@ -90,8 +91,8 @@ def round_ratios(times: Sequence[float], denominators: Sequence[float]) -> np.nd
 
 
 class Pairs:
-    """Times each denominator's bracket (one call, or the median of a burst of
-    ``bursts[name]`` calls) per call of :meth:`tick`: ``tick`` is the untimed ``setup``
+    """Times each denominator's bracket (an untimed call, then the median of a burst of
+    ``bursts[name]`` timed ones) per call of :meth:`tick`: ``tick`` is the untimed ``setup``
     before every round of pytest-benchmark's ``pedantic``, and once more after the last
     round; :meth:`close` then ends the pass with the method's round times. Passes pool:
     :meth:`summary` covers every closed pass. ``clock`` is ``time.perf_counter`` (a fake
@@ -117,6 +118,7 @@ class Pairs:
 
     def tick(self) -> None:
         for name, call in self.denominators.items():
+            call()  # in the state the round left: not timed
             burst = []
             for _ in range(self.bursts[name]):
                 t0 = self.clock()

@@ -462,7 +462,7 @@ class Sweep:
             probe.tick()
         fastest = {name: min(times) for name, times in probe.times.items()}
         bursts = {name: burst_size(min(calls), t) for name, t in fastest.items()}
-        per_round = min(calls) + sum(bursts[name] * t for name, t in fastest.items())
+        per_round = min(calls) + sum((1 + bursts[name]) * t for name, t in fastest.items())
         rounds = rounds_for(min(calls), per_round, s)
         pairs = Pairs(self.denominators(cell), bursts=bursts)
         pending = Pending(call, rounds, s.passes, pairs, extra, outcome)

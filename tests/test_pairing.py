@@ -23,12 +23,15 @@ class FakeClock:
     def __call__(self) -> float:
         return self.now
 
-    def costs(self, seconds):
-        """A call that takes each of ``seconds`` in turn."""
-        it = iter(seconds)
+    def brackets(self, seconds, burst=1, cold=100.0):
+        """A denominator whose calls take each of ``seconds`` in turn, ``burst`` to a
+        bracket, each bracket after a first, untimed call that takes ``cold``."""
+        timed, calls = iter(seconds), 0
 
         def call():
-            self.now += next(it)
+            nonlocal calls
+            self.now += cold if calls % (burst + 1) == 0 else next(timed)
+            calls += 1
 
         return call
 
@@ -79,8 +82,8 @@ def test_pairs_follow_a_drift_round_by_round():
     3 × whatever the drift was in between."""
     clock = FakeClock()
     slowdown = [1.0, 1.0, 2.0, 2.0, 4.0, 4.0, 4.0]
-    forward = clock.costs([0.5 * s for s in slowdown])
-    backprop = clock.costs([1.0 * s for s in slowdown])
+    forward = clock.brackets([0.5 * s for s in slowdown])
+    backprop = clock.brackets([1.0 * s for s in slowdown])
     pairs = Pairs({"forward": forward, "backprop": backprop}, clock=clock)
     for _ in slowdown:
         pairs.tick()
@@ -98,7 +101,7 @@ def test_pairs_follow_a_drift_round_by_round():
 def test_pairs_interval_from_uneven_rounds():
     """Steady 1 s forward calls, rounds of 1..10 s (n = 10: rank 2): median 5.5, [2, 9]."""
     clock = FakeClock()
-    pairs = Pairs({"forward": clock.costs([1.0] * 11)}, clock=clock)
+    pairs = Pairs({"forward": clock.brackets([1.0] * 11)}, clock=clock)
     for _ in range(11):
         pairs.tick()
     pairs.close([10, 1, 9, 2, 8, 3, 7, 4, 6, 5])
@@ -110,7 +113,7 @@ def test_pairs_interval_from_uneven_rounds():
 
 def test_pairs_with_a_steady_clock_give_the_exact_ratio():
     clock = FakeClock()
-    pairs = Pairs({"forward": clock.costs([2e-5] * 11)}, clock=clock)
+    pairs = Pairs({"forward": clock.brackets([2e-5] * 11)}, clock=clock)
     for _ in range(11):
         pairs.tick()
     pairs.close([6e-5] * 10)
@@ -145,7 +148,7 @@ def test_round_ratios_refuse_unbracketed_rounds_in_one_line():
 
 def test_raw_times_are_kept_to_the_nanosecond():
     clock = FakeClock()
-    pairs = Pairs({"forward": clock.costs([0.1234567891234, 2.0])}, clock=clock)
+    pairs = Pairs({"forward": clock.brackets([0.1234567891234, 2.0])}, clock=clock)
     pairs.tick()
     pairs.tick()
     pairs.close([1.0])
@@ -159,7 +162,7 @@ def test_passes_pool_their_rounds_and_each_pass_is_bracketed_on_its_own():
     calls alone go to its raw record. Bracketing across the passes would pair pass 1's
     last round with pass 2's first call."""
     clock = FakeClock()
-    pairs = Pairs({"forward": clock.costs([1.0] * 4 + [2.0] * 4)}, clock=clock)
+    pairs = Pairs({"forward": clock.brackets([1.0] * 4 + [2.0] * 4)}, clock=clock)
     for _ in range(4):
         pairs.tick()
     pairs.close([3.0] * 3)
@@ -175,7 +178,7 @@ def test_passes_pool_their_rounds_and_each_pass_is_bracketed_on_its_own():
 
 def test_a_pass_needs_one_bracketing_call_more_than_its_rounds():
     clock = FakeClock()
-    pairs = Pairs({"forward": clock.costs([1.0] * 3)}, clock=clock)
+    pairs = Pairs({"forward": clock.brackets([1.0] * 3)}, clock=clock)
     for _ in range(3):
         pairs.tick()
     with pytest.raises(ValueError, match=r"^3 rounds need 4 bracketing calls, got 3$"):
@@ -195,12 +198,13 @@ def test_burst_fills_a_tenth_of_a_round(round_s, call_s, size):
     assert burst_size(round_s, call_s) == size
 
 
-def test_a_burst_brackets_with_its_median_call():
-    """Bursts of three forward calls: the first after each round is cold (5 units), the
-    next two warm (1 and 1.2). Rounds of 30: every ratio is 30 / 1.2 = 25 — one call would
-    have given 6, the cold call's ratio."""
+def test_a_bracket_leaves_out_its_cold_call_and_takes_its_bursts_median():
+    """Each bracket's first call, right after a round, is cold (100 units) and not timed;
+    then a burst of three: 1.2, 1 and a disturbed 9. Rounds of 30: every ratio is
+    30 / 1.2 = 25. The cold call would have given 0.3, the disturbed one 3.3."""
     clock = FakeClock()
-    pairs = Pairs({"forward": clock.costs([5.0, 1.0, 1.2] * 3)}, clock=clock, bursts={"forward": 3})
+    forward = clock.brackets([1.2, 1.0, 9.0] * 3, burst=3)
+    pairs = Pairs({"forward": forward}, clock=clock, bursts={"forward": 3})
     for _ in range(3):
         pairs.tick()
     pairs.close([30.0, 30.0])

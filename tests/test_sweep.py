@@ -661,15 +661,15 @@ def test_backprop_is_called_before_each_round_of_another_method_and_after_the_la
     tmp_path, monkeypatch
 ):
     """The method's calls seem to take 0.25 s (6 rounds, not probed); backprop's really take
-    microseconds, so each bracket is a burst of MAX_BURST (here 3) calls, planned from
-    one bracket timed once: 1 + (6 + 1)·3 calls."""
+    microseconds, so each bracket is an untimed call and a burst of MAX_BURST (here 3),
+    planned from one bracket of one call timed first: 2 + (6 + 1)·(1 + 3) calls."""
     backprop = CountedBackprop()
     sweep = Sweep(ONE_LAYER, entries(backprop, Counts()), tmp_path, memory_budget=2**30)
     monkeypatch.setattr("gradbench.sweep.time", SteppingClock(0.25))
     monkeypatch.setattr("gradbench.pairing.MAX_BURST", 3)
     bench = FakeBenchmark()
     sweep.measure(bench, Cell("fake-counts", 2, 1))
-    assert backprop.calls == 1 + (6 + 1) * 3
+    assert backprop.calls == 2 + (6 + 1) * (1 + 3)
     assert (bench.extra_info["backprop_burst"], bench.extra_info["forward_burst"]) == (3, 3)
     assert len(bench.extra_info["backprop_times_s"]) == 6 + 1
 
