@@ -83,10 +83,10 @@ def burst_size(round_s: float, call_s: float) -> int:
 
 def round_ratios(times: Sequence[float], denominators: Sequence[float]) -> np.ndarray:
     """rᵢ = tᵢ / min(dᵢ, dᵢ₊₁): ``denominators`` has one more entry than ``times``
-    (a call before every round and one after the last)."""
+    (a bracket before every round and one after the last)."""
     t, d = np.asarray(times, dtype=float), np.asarray(denominators, dtype=float)
     if d.size != t.size + 1:
-        raise ValueError(f"{t.size} rounds need {t.size + 1} bracketing calls, got {d.size}")
+        raise ValueError(f"{t.size} rounds need {t.size + 1} brackets, got {d.size}")
     return t / np.minimum(d[:-1], d[1:])
 
 
@@ -107,9 +107,9 @@ class Pairs:
         self.denominators = denominators
         self.clock = clock
         self.bursts = {name: (bursts or {}).get(name, 1) for name in denominators}
-        self.times = self._empty()  # this pass's calls
-        self.last_pass = self._empty()  # the calls of the pass closed last
-        self.calls = self._empty()  # every closed pass's calls
+        self.times = self._empty()  # this pass's brackets
+        self.last_pass = self._empty()  # the brackets of the pass closed last
+        self.calls = self._empty()  # every closed pass's brackets
         self.ratios = self._empty()  # every closed pass's rᵢ
         self.round_times: list[float] = []
 

@@ -62,7 +62,7 @@ def test_median_interval_too_few_values_has_no_bounds():
 def test_round_ratio_uses_the_smaller_bracketing_call():
     ratios = round_ratios([6.0, 9.0], [2.0, 3.0, 4.0])  # 6/min(2,3), 9/min(3,4)
     assert ratios.tolist() == [3.0, 3.0]
-    with pytest.raises(ValueError, match="3 bracketing calls"):
+    with pytest.raises(ValueError, match="3 brackets"):
         round_ratios([1.0, 2.0], [1.0, 2.0])
 
 
@@ -142,7 +142,7 @@ def test_median_interval_at_another_confidence():
 
 
 def test_round_ratios_refuse_unbracketed_rounds_in_one_line():
-    with pytest.raises(ValueError, match=r"^2 rounds need 3 bracketing calls, got 2$"):
+    with pytest.raises(ValueError, match=r"^2 rounds need 3 brackets, got 2$"):
         round_ratios([1.0, 2.0], [1.0, 2.0])
 
 
@@ -181,7 +181,7 @@ def test_a_pass_needs_one_bracketing_call_more_than_its_rounds():
     pairs = Pairs({"forward": clock.brackets([1.0] * 3)}, clock=clock)
     for _ in range(3):
         pairs.tick()
-    with pytest.raises(ValueError, match=r"^3 rounds need 4 bracketing calls, got 3$"):
+    with pytest.raises(ValueError, match=r"^3 rounds need 4 brackets, got 3$"):
         pairs.close([1.0] * 3)
 
 
