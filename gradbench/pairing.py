@@ -34,6 +34,7 @@ moment; rounds spread over the run carry the run's.
 from __future__ import annotations
 
 import math
+import statistics
 import time
 from collections.abc import Callable, Sequence
 
@@ -109,7 +110,7 @@ class Pairs:
         self.bursts = {name: (bursts or {}).get(name, 1) for name in denominators}
         self.times = self._empty()  # this pass's brackets
         self.last_pass = self._empty()  # the brackets of the pass closed last
-        self.calls = self._empty()  # every closed pass's brackets
+        self.brackets = self._empty()  # every closed pass's brackets
         self.ratios = self._empty()  # every closed pass's rᵢ
         self.round_times: list[float] = []
 
@@ -124,13 +125,13 @@ class Pairs:
                 t0 = self.clock()
                 call()
                 burst.append(self.clock() - t0)
-            self.times[name].append(float(np.median(burst)))
+            self.times[name].append(statistics.median(burst))  # 0.5 µs; np.median: 35 µs
 
     def close(self, round_times: Sequence[float]) -> None:
         """End a pass: pair its rounds (one fewer than its ticks) with their brackets."""
         for name, times in self.times.items():
             self.ratios[name].extend(round_ratios(round_times, times))
-            self.calls[name].extend(times)
+            self.brackets[name].extend(times)
         self.round_times.extend(round_times)
         self.last_pass, self.times = self.times, self._empty()
 
@@ -144,7 +145,7 @@ class Pairs:
                 f"ratio_to_{name}": ratio,
                 f"ratio_to_{name}_lo": lo,
                 f"ratio_to_{name}_hi": hi,
-                f"{name}_time_s": float(np.median(self.calls[name])),
+                f"{name}_time_s": float(np.median(self.brackets[name])),
             }
         return row
 

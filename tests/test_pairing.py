@@ -59,7 +59,7 @@ def test_median_interval_too_few_values_has_no_bounds():
     assert median == 2.0 and math.isnan(lo) and math.isnan(hi)
 
 
-def test_round_ratio_uses_the_smaller_bracketing_call():
+def test_round_ratio_uses_the_smaller_bracket():
     ratios = round_ratios([6.0, 9.0], [2.0, 3.0, 4.0])  # 6/min(2,3), 9/min(3,4)
     assert ratios.tolist() == [3.0, 3.0]
     with pytest.raises(ValueError, match="3 brackets"):
@@ -176,7 +176,7 @@ def test_passes_pool_their_rounds_and_each_pass_is_bracketed_on_its_own():
     assert pairs.raw() == {"forward_times_s": [2.0] * 4, "forward_burst": 1}
 
 
-def test_a_pass_needs_one_bracketing_call_more_than_its_rounds():
+def test_a_pass_needs_one_bracket_more_than_its_rounds():
     clock = FakeClock()
     pairs = Pairs({"forward": clock.brackets([1.0] * 3)}, clock=clock)
     for _ in range(3):
