@@ -67,7 +67,10 @@ REFERENCES = {
 }
 # What the reference cells need beyond θ and the data, in bytes (gradbench.memory).
 REFERENCE_MEMORY = {FORWARD: memory.forward_bytes, FLOOR: memory.floor_bytes}
-FAST_S = 0.02  # cells faster than this fill max_time_s; slower ones cell_time_s
+# Cells faster than FAST_S fill max_time_s, slower ones cell_time_s. A fast cell's round
+# follows one untimed call of its method: a JAX or PyTorch gradient's first call after the
+# numpy brackets was measured 1.4–2× its warm time (964 against 546 µs, N=128, L=1).
+FAST_S = 0.02
 # The first (validation) call is cold and checked, so it overstates a fast call's time
 # (measured: 30 ms for a 0.4 ms gradient, hence 7 rounds instead of hundreds), and one
 # call on a busy machine can be 20× slow: a call faster than PROBE_BELOW_S is probed up
@@ -75,6 +78,10 @@ FAST_S = 0.02  # cells faster than this fill max_time_s; slower ones cell_time_s
 PROBE_BELOW_S = 0.2
 PROBES = 3
 MIN_ROUNDS = 6  # the fewest pairs that give a 95 % interval for the median ratio
+# A fast cell is timed in every pass, at least one round each: the machine's speed shifts
+# by up to 2× for a second or more at a time (a small forward pass; a large product 1.25×),
+# so a median ratio needs rounds from many of those moments, not max_time_s's 6 rounds of a
+# 15 ms gradient in six of them. (Rounds within one pass are back to back: one moment.)
 MAX_ROUNDS = 500  # enough pairs for a tight interval; keeps the raw JSON small
 # A resumed run keeps a row of these statuses; ``error`` is tried again, ``crashed`` only
 # when asked (a cell that killed its process would kill it again).
@@ -101,9 +108,12 @@ def config_of(settings: Settings) -> dict:
 def rounds_for(expected_s: float, per_round_s: float, settings: Settings) -> int:
     """Rounds of one cell: enough to fill ``max_time_s`` (a fast cell) or ``cell_time_s``
     (one whose gradient takes ``FAST_S`` or more), each round costing ``per_round_s``
-    with its denominators; at least MIN_ROUNDS, at most MAX_ROUNDS."""
-    target = settings.cell_time_s if expected_s >= FAST_S else settings.max_time_s
-    return int(min(MAX_ROUNDS, max(MIN_ROUNDS, target / max(per_round_s, 1e-9))))
+    with its denominators; at least MIN_ROUNDS, and a fast cell one in every pass; at most
+    MAX_ROUNDS."""
+    fast = expected_s < FAST_S
+    target = settings.max_time_s if fast else settings.cell_time_s
+    fewest = max(MIN_ROUNDS, settings.passes if fast else 0)
+    return int(min(MAX_ROUNDS, max(fewest, target / max(per_round_s, 1e-9))))
 
 
 class CellTimeout(BaseException):
@@ -145,7 +155,7 @@ class Cell:
 class Pending:
     """A cell being timed pass by pass: its call, its rounds in all and the passes they
     are spread over, the pairs so far, the row's other fields (validation, memory) and
-    status, one pass's seconds and the passes done."""
+    status, one pass's seconds, the passes done, and whether each round is warmed."""
 
     call: Callable[[], object]
     rounds: int
@@ -155,6 +165,14 @@ class Pending:
     outcome: dict
     seconds: float = 0.0
     passes_done: int = 0
+    warm: bool = False
+
+    def setup(self) -> None:
+        """Before each timed round, untimed: the brackets, then (a fast cell) one call of
+        the method, so the round times a warm call as the brackets do."""
+        self.pairs.tick()
+        if self.warm:
+            self.call()
 
     def share(self, timing_pass: int) -> int:
         """Rounds of one pass: the rounds dealt out one by one over the passes (a pass past
@@ -462,10 +480,12 @@ class Sweep:
             probe.tick()
         fastest = {name: min(times) for name, times in probe.times.items()}
         bursts = {name: burst_size(min(calls), t) for name, t in fastest.items()}
-        per_round = min(calls) + sum((1 + bursts[name]) * t for name, t in fastest.items())
+        warm = min(calls) < FAST_S and bool(fastest)  # no brackets: each round is warm
+        per_round = (1 + warm) * min(calls)
+        per_round += sum((1 + bursts[name]) * t for name, t in fastest.items())
         rounds = rounds_for(min(calls), per_round, s)
         pairs = Pairs(self.denominators(cell), bursts=bursts)
-        pending = Pending(call, rounds, s.passes, pairs, extra, outcome)
+        pending = Pending(call, rounds, s.passes, pairs, extra, outcome, warm=warm)
         self.pending[cell] = pending
         return self._time_pass(benchmark, cell, pending, 0)
 
@@ -482,7 +502,7 @@ class Sweep:
         try:
             with deadline(s.hard_limit_s * rounds + s.max_time_s * 10):
                 benchmark.pedantic(
-                    pending.call, setup=pairs.tick, rounds=rounds, iterations=1, warmup_rounds=0
+                    pending.call, setup=pending.setup, rounds=rounds, iterations=1, warmup_rounds=0
                 )
                 pairs.tick()
         except CellTimeout as exc:
@@ -537,7 +557,7 @@ class Sweep:
 
     def _seconds_left(self) -> float:
         """Projected cost of the cells still to run: a cell projected over budget costs
-        nothing, a slow one its rounds plus two calls, a fast one max_time_s; and the
+        nothing, a slow one its rounds plus two calls, a fast one its rounds twice; and the
         passes left of the cells timed, at the seconds of their last pass."""
         s = self.settings
         total = sum(p.seconds_left() for p in self.pending.values())
@@ -550,8 +570,8 @@ class Sweep:
             seconds, _, reason = self.project(cell)
             if reason or math.isnan(seconds):
                 total += 0.0 if reason else s.max_time_s
-            elif seconds < FAST_S:
-                total += s.max_time_s + 0.05
+            elif seconds < FAST_S:  # each round after an untimed call
+                total += 2 * seconds * rounds_for(seconds, 2 * seconds, s) + 0.05
             else:
                 total += seconds * (rounds_for(seconds, seconds, s) + 2)
         return total

@@ -106,7 +106,7 @@ def test_raw_json_is_pytest_benchmarks_own_with_per_round_data(tiny):
         assert [k for k, _, _ in entries] == list(range(len(entries)))  # pass by pass
         # the row pools every pass: its pairs are all the rounds of the cell's passes
         assert sum(r for _, r, _ in entries) == entries[-1][2] == rows.loc[cell, "pairs"]
-    assert max(len(entries) for entries in passes.values()) == 8  # the default profile's
+    assert max(len(entries) for entries in passes.values()) == 16  # the default profile's
     env = json.loads((out / "environment.json").read_text())
     assert env["blas_threads"] == 1 and env["numpy"] and env["machine"]
 
@@ -284,17 +284,19 @@ def test_the_key_holds_every_setting_that_changes_a_measurement():
 
 
 @pytest.mark.parametrize(
-    ("expected", "per_round", "rounds"),
+    ("expected", "per_round", "passes", "rounds"),
     [
-        (1e-4, 2e-4, 500),  # fast: 0.2 s / 0.2 ms = 1000, capped
-        (1e-3, 2e-3, 100),  # fast: 0.2 s / 2 ms
-        (0.02, 0.15, 10),  # at FAST_S a cell is slow: 1.5 s / 0.15 s
-        (0.1, 0.15, 10),  # slow: 1.5 s / 0.15 s
-        (1.0, 1.2, 6),  # slow: at least 6 pairs, for a 95 % interval
+        (1e-4, 2e-4, 1, 500),  # fast: 0.2 s / 0.2 ms = 1000, capped
+        (1e-3, 2e-3, 8, 100),  # fast: 0.2 s / 2 ms
+        (0.01, 0.02, 16, 16),  # fast: 0.2 s / 20 ms = 10, but one in each of 16 passes
+        (0.01, 0.02, 1, 10),  # the same in one pass: 0.2 s / 20 ms
+        (0.02, 0.15, 16, 10),  # at FAST_S a cell is slow: 1.5 s / 0.15 s
+        (0.1, 0.15, 16, 10),  # slow: 1.5 s / 0.15 s
+        (1.0, 1.2, 16, 6),  # slow: at least 6 pairs (a 95 % interval), not one per pass
     ],
 )
-def test_rounds_fill_the_time_of_the_cell(expected, per_round, rounds):
-    settings = Settings(max_time_s=0.2, cell_time_s=1.5)
+def test_rounds_fill_the_time_of_the_cell(expected, per_round, passes, rounds):
+    settings = Settings(max_time_s=0.2, cell_time_s=1.5, passes=passes)
     assert rounds_for(expected, per_round, settings) == rounds
 
 
@@ -563,10 +565,11 @@ def test_a_method_is_paired_with_backprop_and_records_its_note_stats_and_project
     ("step", "calls"),
     [
         # the checked first call, a warm one (the first took under WARM_S), three probes
-        # (PROBES: the first is fast, under PROBE_BELOW_S) and the 6 rounds
-        (2**-10, 1 + 1 + 3 + 6),
-        # a slow first call, here as long as WARM_S and PROBE_BELOW_S: neither warmed
-        # nor probed
+        # (PROBES: the first is fast, under PROBE_BELOW_S) and the 6 rounds, each after
+        # an untimed call (faster than FAST_S)
+        (2**-10, 1 + 1 + 3 + 6 * 2),
+        # a slow first call, here as long as WARM_S, PROBE_BELOW_S and FAST_S: neither
+        # warmed nor probed, and its rounds follow no untimed call
         (0.25, 1 + 6),
     ],
 )
@@ -814,8 +817,9 @@ def test_time_left_counts_what_is_still_to_run(tmp_path):
     assert sweep._seconds_left() == pytest.approx(2 * 0.55 + 0.5 + 0.5)
     sweep.record(Cell("forward", 2, 1), status="ok", time_median_s=0.004)
     sweep.finished = 0
-    # forward on file: nothing; backprop 2 × 4 ms < 20 ms: a fast cell; huge: over budget
-    assert sweep._seconds_left() == pytest.approx(0.55 + 0.55 + 0.0)
+    # forward on file: nothing; backprop 2 × 4 ms < 20 ms: a fast cell, 0.5 s / 16 ms = 31
+    # rounds, each after an untimed call; huge: over budget
+    assert sweep._seconds_left() == pytest.approx(0.55 + (2 * 0.008 * 31 + 0.05) + 0.0)
     sweep.record(Cell("forward", 2, 1), status="ok", time_median_s=0.05)
     sweep.finished = 1  # the forward cell is behind
     # the floor, then backprop 2 × 50 ms = 0.1 s: a slow cell, its rounds (1 s / 0.1 s = 10)
