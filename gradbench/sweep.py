@@ -15,13 +15,15 @@ around it:
   outside the method's tolerance is ``wrong`` (and still timed);
 * **paired ratios** — each timed round of the method alternates with the denominators it
   is compared with (:mod:`gradbench.pairing`): the forward pass for every cell, backprop for
-  every other method, backprop's bare matrix products for backprop; no ratio is ever
-  formed across cells;
+  every other method, backprop's bare matrix products for backprop; a fast method's
+  round follows one untimed call of it, as each bracket does; no ratio is ever formed
+  across cells;
 * **passes** — with ``passes`` = K > 1 the grid is timed K times over, each pass a K-th of
-  every cell's rounds, and a cell's row pools its passes. The first pass prepares,
-  validates and records each cell (a run stopped later keeps it); the later ones only
-  time again the cells the first pass timed, minutes apart, so that a cell's ratio holds
-  the whole run's conditions rather than one moment's (:mod:`gradbench.pairing`);
+  every cell's rounds (a fast cell has at least K), and a cell's row pools its passes.
+  The first pass prepares, validates and records each cell (a run stopped later keeps
+  it); the later ones only time again the cells the first pass timed, minutes apart, so
+  that a cell's ratio holds the whole run's conditions rather than one moment's
+  (:mod:`gradbench.pairing`);
 * **nothing lost, nothing mixed** — rows live in a :class:`~gradbench.store.Store`: each
   finished cell is written at once, atomically, under this machine's fingerprint and
   this run's id; what resumes and what is archived is the store's rule.
