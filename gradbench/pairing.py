@@ -22,9 +22,9 @@ after a JAX or PyTorch gradient, a forward pass was measured 2–4× slower than
 denominator is about as long as the round, more where it is much shorter, up to
 ``BURST_SHARE`` of a round and at most ``MAX_BURST`` (:func:`burst_size`); dᵢ is the
 burst's median. Single calls beside a 1 s per-weight gradient ranged over 257–834 µs for
-one forward pass. Likewise a fast method's round follows one untimed call of
-the method (the sweep's ``Pending.setup``): a JAX gradient's first call after the brackets
-took 1.4–2× its warm time.
+one forward pass. Likewise a fast method's round follows one untimed call of the method
+(the sweep's ``Pending.setup``): a JAX gradient's first call after the brackets took
+1.4–2× its warm time.
 
 A cell may be timed in several *passes*, minutes apart (the sweep's ``passes``): each pass
 is bracketed on its own, and the cell's ratio pools the rᵢ of every pass. On a shared

@@ -80,10 +80,6 @@ FAST_S = 0.02
 PROBE_BELOW_S = 0.2
 PROBES = 3
 MIN_ROUNDS = 6  # the fewest pairs that give a 95 % interval for the median ratio
-# A fast cell is timed in every pass, at least one round each: the machine's speed shifts
-# by up to 2× for a second or more at a time (a small forward pass; a large product 1.25×),
-# so a median ratio needs rounds from many of those moments, not max_time_s's 6 rounds of a
-# 15 ms gradient in six of them. (Rounds within one pass are back to back: one moment.)
 MAX_ROUNDS = 500  # enough pairs for a tight interval; keeps the raw JSON small
 # A resumed run keeps a row of these statuses; ``error`` is tried again, ``crashed`` only
 # when asked (a cell that killed its process would kill it again).
@@ -111,7 +107,10 @@ def rounds_for(expected_s: float, per_round_s: float, settings: Settings) -> int
     """Rounds of one cell: enough to fill ``max_time_s`` (a fast cell) or ``cell_time_s``
     (one whose gradient takes ``FAST_S`` or more), each round costing ``per_round_s``
     with its denominators; at least MIN_ROUNDS, and a fast cell one in every pass; at most
-    MAX_ROUNDS."""
+    MAX_ROUNDS. Every pass: this host's speed shifts by up to 2× for a second or more at a
+    time (a small forward pass; a large product 1.25×), so a median ratio needs rounds
+    from many such moments, not the 6 of a 15 ms gradient filling ``max_time_s`` (the
+    rounds of one pass run back to back, in one moment)."""
     fast = expected_s < FAST_S
     target = settings.max_time_s if fast else settings.cell_time_s
     fewest = max(MIN_ROUNDS, settings.passes if fast else 0)
