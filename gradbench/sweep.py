@@ -69,9 +69,8 @@ REFERENCES = {
 }
 # What the reference cells need beyond θ and the data, in bytes (gradbench.memory).
 REFERENCE_MEMORY = {FORWARD: memory.forward_bytes, FLOOR: memory.floor_bytes}
-# Cells faster than FAST_S fill max_time_s, slower ones cell_time_s. A fast cell's round
-# follows one untimed call of its method: a JAX or PyTorch gradient's first call after the
-# numpy brackets was measured 1.4–2× its warm time (964 against 546 µs, N=128, L=1).
+# Cells faster than FAST_S fill max_time_s, slower ones cell_time_s; a fast cell's round
+# follows one untimed call of its method (Pending.setup; why: gradbench.pairing).
 FAST_S = 0.02
 # The first (validation) call is cold and checked, so it overstates a fast call's time
 # (measured: 30 ms for a 0.4 ms gradient, hence 7 rounds instead of hundreds), and one
