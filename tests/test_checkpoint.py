@@ -46,33 +46,34 @@ def test_matches_independent_central_differences(activation, loss, bias, L):
 
 
 @pytest.mark.parametrize(
-    ("L", "k", "segment", "recomputed"),
+    ("L", "k", "starts", "recomputed"),
     [
-        (1, None, 1, 0),  # one segment: plain backprop
-        (16, None, 4, 9),  # 4 segments of 4: 3 recomputed segments of 3 steps
-        (7, 3, 3, 4),  # [0,3) [3,6) [6,7): 2 + 2
-        (7, 2, 2, 3),  # [0,2) [2,4) [4,6) [6,7): 1 + 1 + 1
-        (10, None, 3, 6),  # round(√10) = 3: [0,3) [3,6) [6,9) [9,10)
-        (64, None, 8, 49),  # 7 segments recomputed, 7 steps each
-        (3, 40, 3, 0),  # k beyond L: one segment
+        (1, None, [0], 0),  # one segment: plain backprop
+        (16, None, [0, 4, 8, 12], 9),  # 4 segments of 4: 3 computed twice, 3 steps each
+        (7, 3, [0, 1, 4], 2),  # the remainder first: [0,1) [1,4) [4,7): 0 + 2
+        (7, 2, [0, 1, 3, 5], 2),  # [0,1) [1,3) [3,5) [5,7): 0 + 1 + 1
+        (10, None, [0, 1, 4, 7], 4),  # round(√10) = 3
+        (64, None, [0, 8, 16, 24, 32, 40, 48, 56], 49),  # 7 segments twice, 7 steps each
+        (3, 40, [0], 0),  # k beyond L: one segment
     ],
 )
-def test_segments_and_recomputed_steps(L, k, segment, recomputed):
+def test_segments_and_recomputed_steps(L, k, starts, recomputed):
     method, net = CheckpointedBackprop(k), Network(4, L)
-    assert method.segment(net) == segment
+    assert method.starts(net) == starts
+    assert method.segment(net) == min(k or round(L**0.5), L)
     assert method.recomputed_steps(net) == recomputed
     assert method.cost(net) == Backprop().cost(net) + recomputed / L
 
 
-@pytest.mark.parametrize(("L", "k", "products"), [(7, 3, 11), (16, None, 25), (5, 1, 5)])
+@pytest.mark.parametrize(("L", "k", "products"), [(7, 3, 9), (16, None, 25), (5, 1, 5)])
 def test_cost_counts_the_forward_products_actually_done(monkeypatch, L, k, products):
     """Every forward layer product goes through ``dense``: L of them in the forward pass,
     plus the recomputed ones."""
     p, calls, dense = _problem(L), [], gradbench.model.dense
 
-    def counting_dense(h, layer):
+    def counting_dense(h, layer, out=None):
         calls.append(h.shape)
-        return dense(h, layer)
+        return dense(h, layer, out)
 
     monkeypatch.setattr(gradbench.model, "dense", counting_dense)
     monkeypatch.setattr(backprop, "dense", counting_dense)
@@ -102,12 +103,19 @@ def _peak(method, p):
 
 def test_stores_fewer_activations_than_backprop():
     """At L = 16, k = 4 the stored inputs fall from 15 to 3 checkpoints + 3 of one segment
-    (4 working arrays beside both); the measured peak (tracemalloc) is the declared model."""
+    (4 working arrays beside both)."""
     p = make_problem(16, 16, 512, seed=3)  # activations (64 KiB each) outweigh θ (34 KiB)
-    method = CheckpointedBackprop()
-    peak, peak_backprop = _peak(method, p), _peak(Backprop(), p)
-    assert peak < 0.6 * peak_backprop
-    assert peak == pytest.approx(method.memory(p.net, p.B), rel=0.05)
+    assert _peak(CheckpointedBackprop(), p) < 0.6 * _peak(Backprop(), p)
+
+
+@pytest.mark.parametrize(("L", "arrays"), [(16, 3 + 3 + 4), (10, 3 + 2 + 4), (8, 2 + 2 + 4)])
+def test_the_measured_peak_is_the_declared_model(L, arrays):
+    """The peak (tracemalloc) is ``(S − 1) + (k − 1) + 4`` arrays of (B, N) and the
+    gradient, also where k does not divide L."""
+    p = make_problem(16, L, 512, seed=3)
+    model = CheckpointedBackprop().memory(p.net, p.B)
+    assert model == (arrays * 512 * 16 + p.net.P) * 8
+    assert _peak(CheckpointedBackprop(), p) == pytest.approx(model, rel=0.05)
 
 
 @pytest.mark.parametrize("k", [0, -2, 2.5, True, "4"])

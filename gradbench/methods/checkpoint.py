@@ -2,16 +2,20 @@
 with one extra forward pass.
 
 Backprop stores the input of every layer for the way back: L arrays of ``(B, N)``. This
-variant cuts the L layers into segments of k (``k ≈ √L`` by default) and keeps only each
-segment's input ``h_0, h_k, h_2k, …`` on the way forward. On the way back it recomputes
-one segment's inputs from its checkpoint and runs backprop's own chain rule through it
-(:func:`~gradbench.methods.backprop.backward`), last segment first; the last segment's
-inputs are kept from the forward pass, so it is never recomputed. With ``S = ⌈L/k⌉``
-segments the stored activations are at most ``S − 1`` checkpoints (``h_0`` is the data)
-plus ``k − 1`` inputs of one segment, ``O(L/k + k)``, smallest at ``k = √L``: ``2√L``
-instead of L. The gradient is the same arithmetic on the same numbers as backprop's, so
-it agrees to the last bit; the price is ``(S − 1)(k − 1)`` recomputed layer steps, just
-under one forward pass.
+variant cuts the L layers into S segments of k (``k ≈ √L`` by default; the first segment
+takes the remainder, ``L − (S − 1)·k`` layers) and keeps only each segment's input on the
+way forward, ``X, h_a, h_b, …``. On the way back it computes one segment's inputs from
+its checkpoint and runs backprop's own chain rule through them
+(:func:`~gradbench.methods.backprop.backward`), last segment first. The last segment is
+computed once, on the way back; every other is computed twice.
+
+Memory: one buffer per call holds the ``S − 1`` checkpoints (``X`` is the data) and the
+``k − 1`` inputs of one segment after its checkpoint, ``O(L/k + k)`` arrays, fewest at
+``k = √L``: about ``2√L`` instead of L. Held in one block, the figure measured is the
+model whatever the allocator's history (kept as separate arrays, a long-running worker's
+fragmented heap made it up to three arrays more). Time: ``L − k − S + 1`` layer steps
+done twice, just under one forward pass. The gradient is the same arithmetic on the same
+numbers as backprop's, so it agrees to the last bit.
 """
 
 from __future__ import annotations
@@ -46,11 +50,16 @@ class CheckpointedBackprop(Backprop):
         """Layers per segment: the k given, else the integer nearest √L (at most L)."""
         return min(self.k or max(1, round(math.sqrt(net.L))), net.L)
 
-    def recomputed_steps(self, net: Network) -> int:
-        """Layer steps done again on the way back: ``k − 1`` for each of the ``S − 1``
-        segments before the last (a segment's first input is its checkpoint)."""
+    def starts(self, net: Network) -> list[int]:
+        """The first layer of each segment: the remainder first, then every k layers, so
+        the last segment, which is never computed twice, is a full one."""
         k = self.segment(net)
-        return (math.ceil(net.L / k) - 1) * (k - 1)
+        return [0, *range(net.L % k or k, net.L, k)]
+
+    def recomputed_steps(self, net: Network) -> int:
+        """Layer steps done twice: every segment's but the last, less each one's
+        checkpoint, ``(L − k) − (S − 1)``."""
+        return net.L - self.segment(net) - len(self.starts(net)) + 1
 
     def cost(self, net: Network) -> float:
         """Backprop's cost plus the recomputed layer steps, ÷ L (one forward pass is L
@@ -60,27 +69,36 @@ class CheckpointedBackprop(Backprop):
     def memory(self, net: Network, B: int) -> float:
         """Bytes beyond θ and the data: ``(S − 1) + (k − 1) + 4`` arrays of ``(B, N)``
         (checkpoints, one segment's inputs, the working arrays) and the gradient (P)."""
-        k = self.segment(net)
-        arrays = math.ceil(net.L / k) - 1 + k - 1 + WORK_ARRAYS
+        arrays = len(self.starts(net)) - 1 + self.segment(net) - 1 + WORK_ARRAYS
         return float((arrays * B * net.N + net.P) * np.dtype(net.dtype).itemsize)
 
     def prepare(self, problem: Problem) -> GradFn:
         net, X, target = problem.net, problem.X, problem.target
-        k = self.segment(net)
-        starts = range(0, net.L, k)  # the first layer of each segment
+        k, starts = self.segment(net), self.starts(net)
+        S, stops = len(starts), [*starts[1:], net.L]
 
         def grad_fn(theta: Array) -> tuple[float, Array]:
             layers = net.layers(theta)
-            checkpoints = [X]
-            for a in starts[1:]:  # forward to each segment's input, keeping only those
-                checkpoints.append(net.inputs(layers, checkpoints[-1], a - k, a + 1)[-1])
-            segment = net.inputs(layers, checkpoints.pop(), starts[-1])  # the last, kept
+            kept = np.empty((S - 1 + k - 1, problem.B, net.N), net.dtype)
+            checkpoints, rows = [X, *kept[: S - 1]], kept[S - 1 :]
+
+            def segment_inputs(j: int) -> list[Array]:
+                """Segment j's inputs, ``[h_a, …, h_{b−1}]``: its checkpoint, then the rest
+                computed into the segment rows."""
+                a, b = starts[j], stops[j]
+                net.inputs_into(layers, checkpoints[j], a, rows[: b - a - 1])
+                return [checkpoints[j], *rows[: b - a - 1]]
+
+            for j in range(S - 1):  # forward to each checkpoint, through the segment rows
+                a, b = starts[j], stops[j]
+                net.inputs_into(layers, checkpoints[j], a, [*rows[: b - a - 1], checkpoints[j + 1]])
+            segment = segment_inputs(S - 1)
             value, dZ = output_gradient(net, layers[-1], segment[-1], target)
             grad = np.empty_like(theta)
-            for a in reversed(starts):
-                dZ = backward(net, layers, segment, dZ, grad, a)  # empties the segment
-                if a:
-                    segment = net.inputs(layers, checkpoints.pop(), a - k, a)
+            for j in reversed(range(S)):
+                dZ = backward(net, layers, segment, dZ, grad, starts[j])
+                if j:
+                    segment = segment_inputs(j - 1)
             return value, grad
 
         return grad_fn
