@@ -11,11 +11,10 @@ computed once, on the way back; every other is computed twice.
 
 Memory: one buffer per call holds the ``S − 1`` checkpoints (``X`` is the data) and the
 ``k − 1`` inputs of one segment after its checkpoint, ``O(L/k + k)`` arrays, fewest at
-``k = √L``: about ``2√L`` instead of L. Held in one block, the figure measured is the
-model whatever the allocator's history (kept as separate arrays, a long-running worker's
-fragmented heap made it up to three arrays more). Time: ``L − k − S + 1`` layer steps
-done twice, just under one forward pass. The gradient is the same arithmetic on the same
-numbers as backprop's, so it agrees to the last bit.
+``k = √L``: about ``2√L`` instead of L; one allocation, written in place, where separate
+arrays would be ``S + k − 2``. Time: ``L − k − S + 1`` layer steps done twice, just under
+one forward pass. The gradient is the same arithmetic on the same numbers as backprop's,
+so it agrees to the last bit.
 """
 
 from __future__ import annotations
