@@ -27,14 +27,11 @@ class Activation:
 
     ``df(a)`` is ``f'(z)`` written in terms of the output ``a = f(z)`` (as micrograd does
     for tanh), so the backward and tangent passes need only the stored activations.
-    ``f_(z)`` is ``f`` in place: it overwrites z with the same numbers ``f(z)`` returns,
-    for a caller that owns z and keeps no temporary (checkpointing's buffers).
     """
 
     name: str
     f: Callable[[Array], Array]
     df: Callable[[Array], Array]
-    f_: Callable[[Array], Array]
     analytic: bool = True
 
 
@@ -43,28 +40,15 @@ def _relu(z: Array) -> Array:
     return np.where(z.real > 0, z, 0)
 
 
-def _relu_(z: Array) -> Array:
-    np.copyto(z, 0, where=~(z.real > 0))
-    return z
-
-
 def _sigmoid(z: Array) -> Array:
     # 1/(1+exp(-z)) overflows for large -z; the tanh form is stable, also for complex z.
     return 0.5 * (1.0 + np.tanh(0.5 * z))
 
 
-def _sigmoid_(z: Array) -> Array:
-    z *= 0.5
-    np.tanh(z, out=z)
-    z += 1.0
-    z *= 0.5
-    return z
-
-
 ACTIVATIONS: dict[str, Activation] = {
-    "tanh": Activation("tanh", np.tanh, lambda a: 1.0 - a * a, lambda z: np.tanh(z, out=z)),
-    "relu": Activation("relu", _relu, lambda a: (a > 0).astype(a.dtype), _relu_, analytic=False),
-    "sigmoid": Activation("sigmoid", _sigmoid, lambda a: a * (1.0 - a), _sigmoid_),
+    "tanh": Activation("tanh", np.tanh, lambda a: 1.0 - a * a),
+    "relu": Activation("relu", _relu, lambda a: (a > 0).astype(a.dtype), analytic=False),
+    "sigmoid": Activation("sigmoid", _sigmoid, lambda a: a * (1.0 - a)),
 }
 
 
@@ -139,15 +123,14 @@ class Layer:
     b: Array | None
 
 
-def dense(h: Array, layer: Layer, out: Array | None = None) -> Array:
-    """``h @ W + b``, into ``out`` when given. A stack of inputs against one shared W is
-    folded into a single ``(K·B, N) @ (N, N)`` product, which BLAS runs faster than K
-    small ones."""
+def dense(h: Array, layer: Layer) -> Array:
+    """``h @ W + b``. A stack of inputs against one shared W is folded into a single
+    ``(K·B, N) @ (N, N)`` product, which BLAS runs faster than K small ones."""
     W, b = layer.W, layer.b
-    if W.ndim == 2 and h.ndim > 2 and out is None:
+    if W.ndim == 2 and h.ndim > 2:
         z = (h.reshape(-1, h.shape[-1]) @ W).reshape(*h.shape[:-1], W.shape[-1])
     else:
-        z = np.matmul(h, W, out=out)
+        z = h @ W
     if b is not None:
         z += b[..., None, :]  # z is a fresh product: add in place, no temporary
     return z
@@ -249,15 +232,3 @@ class Network:
         for l in range(start, (self.L if stop is None else stop) - 1):
             hs.append(self.act.f(dense(hs[-1], layers[l])))
         return hs
-
-    def inputs_into(
-        self, layers: Sequence[Layer], h: Array, start: int, out: Sequence[Array]
-    ) -> Array:
-        """:meth:`inputs` into arrays the caller owns: the inputs of layers ``start + 1,
-        start + 2, …`` from ``h``, the input of layer ``start``, written into ``out[0],
-        out[1], …`` (each ``(B, N)``). Returns the last one written, ``h`` when ``out`` is
-        empty. The same arithmetic as :meth:`inputs`, so the same numbers to the bit."""
-        for l, o in enumerate(out, start):
-            self.act.f_(dense(h, layers[l], out=o))
-            h = o
-        return h

@@ -9,12 +9,12 @@ its checkpoint and runs backprop's own chain rule through them
 (:func:`~gradbench.methods.backprop.backward`), last segment first. The last segment is
 computed once, on the way back; every other is computed twice.
 
-Memory: one buffer per call holds the ``S − 1`` checkpoints (``X`` is the data) and the
-``k − 1`` inputs of one segment after its checkpoint, ``O(L/k + k)`` arrays, fewest at
-``k = √L``: about ``2√L`` instead of L; one allocation, written in place, where separate
-arrays would be ``S + k − 2``. Time: ``L − k − S + 1`` layer steps done twice, just under
-one forward pass. The gradient is the same arithmetic on the same numbers as backprop's,
-so it agrees to the last bit.
+Memory: at most ``S − 1`` checkpoints (``X`` is the data) and the ``k − 1`` inputs of one
+segment after its checkpoint are alive at once, ``O(L/k + k)`` arrays, fewest at
+``k = √L``: about ``2√L`` instead of L. With the remainder first, every segment the way
+back holds beside all the checkpoints is a full one, so that is the peak for every L.
+Time: ``L − k − S + 1`` layer steps done twice, just under one forward pass. The gradient
+is the same arithmetic on the same numbers as backprop's, so it agrees to the last bit.
 """
 
 from __future__ import annotations
@@ -73,31 +73,22 @@ class CheckpointedBackprop(Backprop):
 
     def prepare(self, problem: Problem) -> GradFn:
         net, X, target = problem.net, problem.X, problem.target
-        k, starts = self.segment(net), self.starts(net)
-        S, stops = len(starts), [*starts[1:], net.L]
+        starts = self.starts(net)
+        stops = [*starts[1:], net.L]  # one past the last layer of each segment
+        before_last = list(zip(starts[:-1], stops[:-1], strict=True))
 
         def grad_fn(theta: Array) -> tuple[float, Array]:
             layers = net.layers(theta)
-            kept = np.empty((S - 1 + k - 1, problem.B, net.N), net.dtype)
-            checkpoints, rows = [X, *kept[: S - 1]], kept[S - 1 :]
-
-            def segment_inputs(j: int) -> list[Array]:
-                """Segment j's inputs, ``[h_a, …, h_{b−1}]``: its checkpoint, then the rest
-                computed into the segment rows."""
-                a, b = starts[j], stops[j]
-                net.inputs_into(layers, checkpoints[j], a, rows[: b - a - 1])
-                return [checkpoints[j], *rows[: b - a - 1]]
-
-            for j in range(S - 1):  # forward to each checkpoint, through the segment rows
-                a, b = starts[j], stops[j]
-                net.inputs_into(layers, checkpoints[j], a, [*rows[: b - a - 1], checkpoints[j + 1]])
-            segment = segment_inputs(S - 1)
+            checkpoints = [X]
+            for a, b in before_last:  # forward, keeping only each segment's input
+                checkpoints.append(net.inputs(layers, checkpoints[-1], a, b + 1)[-1])
+            segment = net.inputs(layers, checkpoints.pop(), starts[-1])  # the last, computed once
             value, dZ = output_gradient(net, layers[-1], segment[-1], target)
             grad = np.empty_like(theta)
-            for j in reversed(range(S)):
-                dZ = backward(net, layers, segment, dZ, grad, starts[j])
+            for j in reversed(range(len(starts))):
+                dZ = backward(net, layers, segment, dZ, grad, starts[j])  # empties the segment
                 if j:
-                    segment = segment_inputs(j - 1)
+                    segment = net.inputs(layers, checkpoints.pop(), starts[j - 1], stops[j - 1])
             return value, grad
 
         return grad_fn
