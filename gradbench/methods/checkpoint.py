@@ -11,10 +11,11 @@ computed once, on the way back; every other is computed twice.
 
 Memory: at most ``S − 1`` checkpoints (``X`` is the data) and the ``k − 1`` inputs of one
 segment after its checkpoint are alive at once, ``O(L/k + k)`` arrays, fewest at
-``k = √L``: about ``2√L`` instead of L. With the remainder first, every segment the way
-back holds beside all the checkpoints is a full one, so that is the peak for every L.
-Time: ``L − k − S + 1`` layer steps done twice, just under one forward pass. The gradient
-is the same arithmetic on the same numbers as backprop's, so it agrees to the last bit.
+``k = √L``: about ``2√L`` instead of L. The peak is the last segment beside all the
+checkpoints, so the remainder goes first: a full last segment makes that peak the model
+for every L, and the short segment is one that is recomputed. Time: ``L − k − S + 1``
+layer steps done twice, just under one forward pass. The gradient is the same arithmetic
+on the same numbers as backprop's, so it agrees to the last bit.
 """
 
 from __future__ import annotations
