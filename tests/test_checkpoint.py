@@ -46,21 +46,21 @@ def test_matches_independent_central_differences(activation, loss, bias, L):
 
 
 @pytest.mark.parametrize(
-    ("L", "k", "starts", "recomputed"),
+    ("L", "k", "segment", "starts", "recomputed"),
     [
-        (1, None, [0], 0),  # one segment: plain backprop
-        (16, None, [0, 4, 8, 12], 9),  # 4 segments of 4: 3 computed twice, 3 steps each
-        (7, 3, [0, 1, 4], 2),  # the remainder first: [0,1) [1,4) [4,7): 0 + 2
-        (7, 2, [0, 1, 3, 5], 2),  # [0,1) [1,3) [3,5) [5,7): 0 + 1 + 1
-        (10, None, [0, 1, 4, 7], 4),  # round(√10) = 3
-        (64, None, [0, 8, 16, 24, 32, 40, 48, 56], 49),  # 7 segments twice, 7 steps each
-        (3, 40, [0], 0),  # k beyond L: one segment
+        (1, None, 1, [0], 0),  # one segment: plain backprop
+        (16, None, 4, [0, 4, 8, 12], 9),  # 4 segments of 4: 3 computed twice, 3 steps each
+        (7, 3, 3, [0, 1, 4], 2),  # the remainder first: [0,1) [1,4) [4,7): 0 + 2
+        (7, 2, 2, [0, 1, 3, 5], 2),  # [0,1) [1,3) [3,5) [5,7): 0 + 1 + 1
+        (10, None, 3, [0, 1, 4, 7], 4),  # round(√10) = 3
+        (64, None, 8, [0, 8, 16, 24, 32, 40, 48, 56], 49),  # 7 segments twice, 7 steps each
+        (3, 40, 3, [0], 0),  # k beyond L: one segment
     ],
 )
-def test_segments_and_recomputed_steps(L, k, starts, recomputed):
+def test_segments_and_recomputed_steps(L, k, segment, starts, recomputed):
     method, net = CheckpointedBackprop(k), Network(4, L)
+    assert method.segment(net) == segment
     assert method.starts(net) == starts
-    assert method.segment(net) == min(k or round(L**0.5), L)
     assert method.recomputed_steps(net) == recomputed
     assert method.cost(net) == Backprop().cost(net) + recomputed / L
 

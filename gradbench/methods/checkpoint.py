@@ -20,6 +20,7 @@ on the same numbers as backprop's, so it agrees to the last bit.
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -74,22 +75,22 @@ class CheckpointedBackprop(Backprop):
 
     def prepare(self, problem: Problem) -> GradFn:
         net, X, target = problem.net, problem.X, problem.target
-        starts = self.starts(net)
-        stops = [*starts[1:], net.L]  # one past the last layer of each segment
-        before_last = list(zip(starts[:-1], stops[:-1], strict=True))
+        # (first layer, one past the last layer) of each segment
+        segments = list(itertools.pairwise([*self.starts(net), net.L]))
 
         def grad_fn(theta: Array) -> tuple[float, Array]:
             layers = net.layers(theta)
             checkpoints = [X]
-            for a, b in before_last:  # forward, keeping only each segment's input
+            for a, b in segments[:-1]:  # forward, keeping only each segment's input
                 checkpoints.append(net.inputs(layers, checkpoints[-1], a, b + 1)[-1])
-            segment = net.inputs(layers, checkpoints.pop(), starts[-1])  # the last, computed once
+            last = segments[-1][0]
+            segment = net.inputs(layers, checkpoints.pop(), last)  # the last, computed once
             value, dZ = output_gradient(net, layers[-1], segment[-1], target)
             grad = np.empty_like(theta)
-            for j in reversed(range(len(starts))):
-                dZ = backward(net, layers, segment, dZ, grad, starts[j])  # empties the segment
+            for j in reversed(range(len(segments))):
+                dZ = backward(net, layers, segment, dZ, grad, segments[j][0])  # empties it
                 if j:
-                    segment = net.inputs(layers, checkpoints.pop(), starts[j - 1], stops[j - 1])
+                    segment = net.inputs(layers, checkpoints.pop(), *segments[j - 1])
             return value, grad
 
         return grad_fn
